@@ -98,7 +98,7 @@ class Simulation:
                                      "or run.substeps = 'auto'")
             warnings.warn(f"{message}: taking {self.substeps} sub-steps of "
                           f"{cfg.run.dt_s / self.substeps:.4g} s per step", SubsteppingWarning,
-                          stacklevel=2)
+                          stacklevel=3)
         self.field = self._new_field()
         self.step = 0
         self.total_steps = int(round(cfg.run.end_time_s / cfg.run.dt_s))
