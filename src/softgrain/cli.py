@@ -7,9 +7,14 @@ one-line message naming the bad value; nothing deep in the package imports this 
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 import typer
+from typer.core import TyperCommand
 
 from softgrain.errors import UserInputError
 
@@ -22,10 +27,174 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    # A callback keeps ``softgrain`` a command group even while it has a single subcommand;
+    # without it Typer would run that command directly and reject ``softgrain theory``.
+    pass
+
+
 def fail(message: str) -> None:
     """Print a one-line error to stderr and exit with code 2."""
     typer.echo(f"softgrain: error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(code=2)
+
+
+class GreedyListCommand(TyperCommand):
+    """A command whose list options take several values after one flag.
+
+    Click options have a fixed number of values; a list option is normally repeated
+    (``--temperature 25 --temperature 80``). This command also accepts ``--temperature 25 80``
+    (and negative numbers, ``--temperature -20 -10``) by rewriting the arguments into the
+    repeated form before Click parses them. A value run ends at the next token that starts with
+    ``-`` and is not a number, or at ``--``.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        greedy = {
+            opt
+            for param in self.params
+            if param.param_type_name == "option" and getattr(param, "multiple", False)
+            for opt in param.opts
+        }
+        return super().parse_args(ctx, _expand_greedy(args, greedy))
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _expand_greedy(args: list[str], greedy: set[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            out.extend(args[i:])
+            break
+        flag, eq, inline = token.partition("=")
+        if flag not in greedy or not flag.startswith("--") and eq:
+            out.append(token)
+            i += 1
+            continue
+        values = [inline] if eq else []
+        if not eq and i + 1 < len(args):
+            values.append(args[i + 1])  # the first value belongs to the flag, whatever it looks like
+            i += 1
+        while i + 1 < len(args) and (not args[i + 1].startswith("-") or _is_number(args[i + 1])):
+            values.append(args[i + 1])
+            i += 1
+        if values:
+            for value in values:
+                out += [flag, value]
+        else:
+            out.append(token)  # let Click report the missing value
+        i += 1
+    return out
+
+
+def _parse_number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        fail(f"invalid {what} {text!r}: not a number")
+    if not math.isfinite(value):
+        fail(f"invalid {what} {text!r}: must be finite")
+    return value
+
+
+@app.command("theory", cls=GreedyListCommand)
+def theory_command(
+    metal: str = typer.Option("Li", "--metal", "-m", help="Li, Na or K."),
+    electrolyte: Optional[str] = typer.Option(
+        None, "--electrolyte", "-e",
+        help="liquid (unstrained surface energies) or solid (3 % compression). "
+             "Default: solid, unless --strain is given.",
+    ),
+    pair: Tuple[str, str] = typer.Option(
+        ("001", "101"), "--pair", help="Two orientations; ΔU = U(first) − U(second)."
+    ),
+    temperature: Optional[List[str]] = typer.Option(
+        None, "--temperature", "-T", metavar="CELSIUS...",
+        help="One or more temperatures in °C (e.g. --temperature 25 80). Default: −20 … 100 in 5 °C steps.",
+    ),
+    strain: Optional[str] = typer.Option(
+        None, "--strain", metavar="STRAIN",
+        help="Biaxial lattice strain (negative = compression), overriding the electrolyte's.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Write the Fig. 3A figure (liquid and solid) to this file (.png, .pdf, .svg)."
+    ),
+) -> None:
+    """Thermodynamic theory (paper Eq. S1–S11, Fig. 3A): ΔΓ_surface, ΔF_strain and ΔU vs temperature."""
+    from softgrain import theory
+
+    temps = [_parse_number(t, "temperature") for t in temperature] if temperature else None
+    strain_value = _parse_number(strain, "strain") if strain is not None else None
+    try:
+        if electrolyte is None and strain_value is None:
+            electrolyte = "solid"
+        if electrolyte is not None:
+            if electrolyte.strip().lower() not in theory.ELECTROLYTE_STRAIN:
+                fail(f"unknown electrolyte {electrolyte!r}; known: {', '.join(theory.ELECTROLYTE_STRAIN)}")
+            electrolyte = electrolyte.strip().lower()
+        eps = strain_value if strain_value is not None else theory.resolve_strain(electrolyte)
+        data = theory.load_metal(metal)
+        params = theory.TheoryParameters.from_data(data)
+        if temps is None:
+            temps = theory.default_temperatures_C(data).tolist()
+        result = theory.energy_difference(data, pair, temps, eps, params)
+        crossover = theory.crossover_temperature(data, result.pair, eps, params)
+        if plot is not None:
+            from softgrain import plots
+
+            cases: dict[str, float | str] = {name: name for name in theory.ELECTROLYTE_STRAIN}
+            if eps not in theory.ELECTROLYTE_STRAIN.values():
+                cases["--strain"] = eps
+            plots.save_figure(plots.plot_theory_fig3a(data, result.pair, temps, cases, params), plot)
+    except UserInputError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {str(plot)!r}: {exc.strerror or exc}")
+
+    if as_json:
+        typer.echo(json.dumps({
+            "metal": data.symbol,
+            "electrolyte": electrolyte,
+            "strain": eps,
+            "pair": list(result.pair),
+            "crossover_temperature_C": crossover,
+            "rows": result.rows(),
+        }))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    first, second = result.pair
+    label = electrolyte if electrolyte is not None else "custom strain"
+    table = Table(title=f"{data.symbol}, {label} (strain {eps:+.3f}): ΔU = U({first}) − U({second})")
+    for column in ("T (°C)", "ΔΓ_surface (J/m³)", "ΔF_strain (J/m³)", "ΔU (J/m³)", "favoured"):
+        table.add_column(column, justify="right")
+    for row in result.rows():
+        table.add_row(f"{row['temperature_C']:g}", f"{row['delta_gamma_J_m3']:.4g}",
+                      f"{row['delta_f_strain_J_m3']:.4g}", f"{row['delta_u_J_m3']:.4g}",
+                      f"({row['favoured']})")
+    console = Console()
+    console.print(table)
+    low, high = theory.CROSSOVER_BRACKET_C
+    if crossover is None:
+        console.print(f"No crossover between {low:g} °C and {high:g} °C (or the melting point): "
+                      "ΔU keeps its sign.")
+    else:
+        console.print(f"Crossover temperature: {crossover:.2f} °C (ΔU changes sign).")
+    if plot is not None:
+        console.print(f"Wrote {plot}")
 
 
 def main() -> None:
