@@ -18,7 +18,7 @@ import xarray as xr
 
 from softgrain.errors import UserInputError
 
-NETCDF_ENGINE = "h5netcdf"
+NETCDF_ENGINE = "netcdf4"
 
 
 @contextlib.contextmanager
@@ -61,7 +61,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write a dataset to NetCDF-4 (via h5netcdf), atomically."""
+    """Write a dataset to NetCDF-4 (via netCDF4), atomically."""
     with atomic_path(path, suffix=".nc") as tmp:
         ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
     return Path(path)
