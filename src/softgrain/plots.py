@@ -144,3 +144,110 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> Pa
             pass
         raise
     return target
+
+
+# --- Phase-field figures (paper Fig. 2 columns) ---------------------------------------------
+
+ORIENTATION_COLOURS = {"001": "#0072B2", "101": "#D55E00", "111": "#009E73"}
+"""Okabe–Ito colour-blind-safe palette keyed to the orientations; empty space is black as in the paper."""
+
+
+def orientation_cmap():
+    """Colormap for orientation-index maps: −1 (no grain) black, then (001), (101), (111)."""
+    from matplotlib.colors import ListedColormap
+
+    from softgrain.materials import ORIENTATIONS
+
+    return ListedColormap(["black"] + [ORIENTATION_COLOURS[o] for o in ORIENTATIONS])
+
+
+def _orientation_legend(ax) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=c, label=f"({o})") for o, c in ORIENTATION_COLOURS.items()]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3,
+              frameon=False, fontsize="small")
+
+
+def _cell_property(grain_map, per_grain):
+    import numpy as np
+
+    out = np.full(grain_map.shape, np.nan)
+    occupied = grain_map >= 0
+    out[occupied] = np.asarray(per_grain)[grain_map[occupied]]
+    return out
+
+
+def plot_grain_maps(ds, times=None):
+    """Orientation, surface-energy and diffusion-barrier maps at the snapshot ``times`` (Fig. 2).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run result (:func:`softgrain.phasefield.run`).
+    times : sequence of float, optional
+        Snapshot times to show (nearest stored); all snapshots by default.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from softgrain.analysis import orientation_map
+    from softgrain.materials import ORIENTATIONS
+
+    stored = ds["time"].values
+    times = stored if times is None else sorted({float(stored[np.abs(stored - t).argmin()]) for t in times})
+    orientation = np.array([ORIENTATIONS.index(o) for o in ds["grain_orientation"].values])
+    extent = [float(ds.x[0]), float(ds.x[-1]) + float(ds.x[1] - ds.x[0]),
+              float(ds.y[0]), float(ds.y[-1]) + float(ds.y[1] - ds.y[0])]
+    energies = ds["grain_surface_energy"].values
+    barriers = ds["grain_barrier"].values
+    fig, axes = plt.subplots(len(times), 3, figsize=(15, 2.4 * len(times) + 1.2), squeeze=False,
+                             constrained_layout=True)
+    for row, t in enumerate(times):
+        gmap = ds["grain"].sel(time=t).values
+        omap = orientation_map(gmap, orientation)
+        panels = [
+            (omap, orientation_cmap(), (-1.5, len(ORIENTATIONS) - 0.5), "orientation"),
+            (_cell_property(gmap, energies), "viridis", (energies.min(), energies.max()), "surface energy (J/m²)"),
+            (_cell_property(gmap, barriers), "plasma", (barriers.min(), barriers.max()), "diffusion barrier (eV)"),
+        ]
+        for col, (image, cmap, (vmin, vmax), title) in enumerate(panels):
+            ax = axes[row, col]
+            if isinstance(cmap, str):
+                cmap = plt.get_cmap(cmap).copy()
+                cmap.set_bad("black")
+            im = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=vmin,
+                           vmax=vmax if vmax > vmin else vmin + 1e-9, interpolation="nearest")
+            ax.set_title(f"{title}, t = {t:g} s", fontsize="medium")
+            ax.set_xlabel("x (µm)")
+            ax.set_ylabel("height (µm)")
+            if col > 0:
+                fig.colorbar(im, ax=ax, shrink=0.8)
+    _orientation_legend(axes[-1, 0])
+    fig.suptitle(f"{ds.attrs.get('preset', '')}: {ds.attrs.get('metal', '')}, "
+                 f"{ds.attrs.get('temperature_C', '')} °C, seed {ds.attrs.get('seed', '')}")
+    return fig
+
+
+def plot_texture_evolution(ds):
+    """Orientation fractions against height (last snapshot) and against time (all snapshots)."""
+    import matplotlib.pyplot as plt
+
+    from softgrain.analysis import texture
+
+    tex = texture(ds)
+    fig, (ax_h, ax_t) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    last = tex.isel(time=-1)
+    for o, colour in ORIENTATION_COLOURS.items():
+        ax_h.plot(last["fraction_by_height"].sel(orientation=o), tex["y"], color=colour, label=f"({o})")
+        ax_t.plot(tex["time"], tex["area_fraction"].sel(orientation=o), "o-", color=colour, label=f"({o})")
+    ax_h.set_xlabel("area fraction in the row")
+    ax_h.set_ylabel("height above substrate (µm)")
+    ax_h.set_title(f"by height, t = {float(last['time']):g} s")
+    ax_h.set_xlim(0, 1)
+    ax_t.set_xlabel("time (s)")
+    ax_t.set_ylabel("area fraction of the deposit")
+    ax_t.set_ylim(0, 1)
+    ax_t.set_title("deposit-averaged, by snapshot")
+    ax_t.legend()
+    return fig
