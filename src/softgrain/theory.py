@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -48,14 +49,14 @@ from softgrain.materials import (
     load_metal,
 )
 
-ELECTROLYTE_STRAIN: Mapping[str, float] = {
+ELECTROLYTE_STRAIN: Mapping[str, float] = MappingProxyType({
     # Liquid cells run at stack pressures of ~100s of kPa, which leave Li essentially unstrained
     # (paper, "Grain selection" section and Fig. S3; MODEL.md §1: "unstrained surface energies").
     "liquid": 0.0,
     # Solid-electrolyte cells need stack pressures > 10 MPa, which put Li under ~3 % biaxial
     # compression (paper, Fig. 2 / Fig. 3A discussion; MODEL.md §1 and §2 case table).
     "solid": -0.03,
-}
+})
 """Biaxial lattice strain of the deposit (negative = compression) implied by each electrolyte.
 
 This is the single place where the electrolyte → strain choice is made; every other module
