@@ -27,7 +27,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from softgrain.errors import ConfigError
+from softgrain.conditions import lattice_strain, substrate_bulk_modulus
+from softgrain.errors import ConfigError, UserInputError
 from softgrain.materials import ORIENTATIONS, available_metals, load_metal, load_phasefield_constants
 
 Orientation = Literal["001", "101", "111"]
@@ -170,6 +171,25 @@ class NumericsConfig(_Strict):
     threads: int | None = Field(None, ge=1, le=1024, description="kernel threads (default: all cores)")
 
 
+class ConditionsConfig(_Strict):
+    """Physical cell conditions; when given, they set ``material.strain`` (:mod:`softgrain.conditions`)."""
+
+    stack_pressure_MPa: float = Field(ge=0, le=1000, description=(
+        "stack pressure (MPa); no strain below the metal's yield strength, full strain from 5 MPa"))
+    substrate: str | float = Field(description=(
+        "substrate under the deposit: a material name (Cu, Ag, Au, … from bulk_moduli.toml, or an "
+        "interlayer material such as 'Li0.7Si0.3', see `softgrain interlayer`) or its bulk modulus in GPa"))
+
+    @field_validator("substrate")
+    @classmethod
+    def _known_substrate(cls, value: str | float) -> str | float:
+        try:
+            substrate_bulk_modulus(value)
+        except UserInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class SimulationConfig(_Strict):
     """Everything a phase-field run needs; see the README for each key."""
 
@@ -183,6 +203,37 @@ class SimulationConfig(_Strict):
     landau: LandauConfig = Field(default_factory=LandauConfig)
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     numerics: NumericsConfig = Field(default_factory=NumericsConfig)
+    conditions: ConditionsConfig | None = Field(None, description=(
+        "optional stack pressure and substrate; their lattice strain sets material.strain, which "
+        "must then not be given as well"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strain_from_conditions(cls, data: Any) -> Any:
+        """Derive ``material.strain`` from ``[conditions]``; refuse a conflicting explicit strain.
+
+        A strain equal to the derived one is accepted, so that a stored configuration (which
+        records the derived strain beside its conditions) validates again unchanged.
+        """
+        if not isinstance(data, Mapping) or data.get("conditions") is None:
+            return data
+        material = data.get("material", {})
+        if not isinstance(material, Mapping):
+            return data  # the field validation reports the wrong type with its key
+        try:
+            conditions = ConditionsConfig.model_validate(data["conditions"])
+            metal = material.get("metal", MaterialConfig.model_fields["metal"].default)
+            strained = lattice_strain(conditions.stack_pressure_MPa, conditions.substrate, metal)
+        except (ValidationError, UserInputError):
+            return data  # invalid conditions or metal: reported by the field validation with its key
+        explicit = material.get("strain")
+        if explicit is not None and (isinstance(explicit, bool) or not isinstance(explicit, (int, float))
+                                     or abs(explicit - strained.strain) > 1e-12):
+            raise ValueError(
+                f"material.strain = {explicit!r} conflicts with [conditions] (stack_pressure_MPa = "
+                f"{conditions.stack_pressure_MPa:g}, substrate = {conditions.substrate!r} → strain "
+                f"{strained.strain:+.4g}); give either material.strain or [conditions], not both")
+        return {**data, "material": {**material, "strain": strained.strain}}
 
     @model_validator(mode="after")
     def _consistent(self) -> "SimulationConfig":
@@ -201,6 +252,9 @@ class SimulationConfig(_Strict):
     def updated(self, changes: Mapping[str, Any]) -> "SimulationConfig":
         """A validated copy with dotted-key changes, e.g. ``{"run.seed": 3}``."""
         data = self.model_dump(mode="python")
+        if self.conditions is not None and "material.strain" not in changes:
+            # The strain was derived from [conditions]: derive it again from the changed ones.
+            data["material"].pop("strain")
         for dotted, value in changes.items():
             _set_dotted(data, dotted, value)
         return validate_config(data, source=f"{self.name} (overrides)")
@@ -283,6 +337,9 @@ def validate_config(data: Mapping[str, Any], source: str = "<config>") -> Simula
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         message = first["msg"]
+        if not first["loc"] and message.startswith("Value error, "):
+            # Whole-model checks name their keys in the message itself.
+            message, key = message.removeprefix("Value error, "), "configuration"
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         elif "ctx" in first and first["type"] in {"greater_than", "greater_than_equal", "less_than",

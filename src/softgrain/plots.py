@@ -251,3 +251,77 @@ def plot_texture_evolution(ds):
     ax_t.set_title("deposit-averaged, by snapshot")
     ax_t.legend()
     return fig
+
+
+# --- Interlayer design (paper Fig. 5A) -------------------------------------------------------
+
+# Okabe–Ito colours not used for the orientations, one per family of Fig. 5A.
+_FAMILY_STYLES = {
+    "Ag": {"color": "#56B4E9", "marker": "s", "ls": ":", "label": "Li$_x$Ag$_{1-x}$ (linear)"},
+    "Au": {"color": "#E69F00", "marker": "D", "ls": ":", "label": "Li$_x$Au$_{1-x}$ (linear)"},
+    "c-LiSi": {"color": "#CC79A7", "marker": "^", "ls": "--", "label": "crystalline Li–Si"},
+    "a-LiSi": {"color": "#009E73", "marker": "o", "ls": "-", "label": "amorphous Li$_x$Si$_{1-x}$"},
+}
+
+
+def plot_interlayer_moduli(report: Mapping[str, Any] | None = None) -> Figure:
+    """Paper Fig. 5A: bulk modulus against Li fraction x, with Li, Na, Cu and the 30 GPa limit.
+
+    Parameters
+    ----------
+    report : mapping, optional
+        :func:`softgrain.interlayer.interlayer_report` output (default: computed). Its
+        ``materials``, ``threshold_GPa``, ``modulus_crossing_x`` and ``candidates`` are drawn;
+        candidates meeting all five criteria are ringed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from softgrain.interlayer import interlayer_report
+
+    data = report if report is not None else interlayer_report()
+    materials = data["materials"]
+    threshold = float(data["threshold_GPa"])
+    passing = {c["name"] for c in data["candidates"] if c["passes"]}
+    fig = Figure(figsize=(7.5, 5.0), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    by_name = {m["name"]: m for m in materials}
+    li = by_name["Li"]
+    for family, style in _FAMILY_STYLES.items():
+        members = sorted((m for m in materials if m["family"] == family), key=lambda m: m["x_li"])
+        if family in ("Ag", "Au"):
+            members = [by_name[family]] + [m for m in members if m["name"] != family]
+        points = members + [li]
+        ax.plot([m["x_li"] for m in points], [m["bulk_modulus_GPa"] for m in points],
+                color=style["color"], ls=style["ls"], lw=1.2, zorder=1)
+        ax.plot([m["x_li"] for m in members], [m["bulk_modulus_GPa"] for m in members],
+                ls="none", marker=style["marker"], color=style["color"], ms=6, label=style["label"],
+                zorder=2)
+        crossing = data.get("modulus_crossing_x", {}).get(family)
+        if crossing is not None:
+            ax.plot([crossing], [threshold], marker="|", ms=14, color=style["color"], zorder=3)
+    for name in sorted(passing):
+        m = by_name[name]
+        ax.plot([m["x_li"]], [m["bulk_modulus_GPa"]], ls="none", marker="o", ms=13, mfc="none",
+                mec="black", mew=1.2, zorder=3)
+    cu = by_name["Cu"]
+    ax.plot([cu["x_li"]], [cu["bulk_modulus_GPa"]], "*", ms=14, color="#D55E00", zorder=4,
+            label=f"Cu ({cu['bulk_modulus_GPa']:g} GPa)")
+    ax.plot([li["x_li"]], [li["bulk_modulus_GPa"]], "*", ms=14, color="black", zorder=4,
+            label=f"Li ({li['bulk_modulus_GPa']:g} GPa)")
+    na = by_name["Na"]
+    ax.axhline(na["bulk_modulus_GPa"], color="0.45", ls="-.", lw=1,
+               label=f"Na ({na['bulk_modulus_GPa']:g} GPa)")
+    ax.axhline(threshold, color="black", ls="--", lw=1)
+    ax.axhspan(0, threshold, color="0.92", zorder=0)
+    ax.annotate(f"criterion 1: B < {threshold:g} GPa", (0.01, threshold), textcoords="offset points",
+                xytext=(2, 4), fontsize=8)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(0, max(m["bulk_modulus_GPa"] for m in materials) * 1.08)
+    ax.set_xlabel("Li fraction x in Li$_x$M$_{1-x}$")
+    ax.set_ylabel("bulk modulus B (GPa)")
+    ax.set_title("Interlayer design (paper Fig. 5A); ringed: meets all five criteria", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig

@@ -1,0 +1,249 @@
+"""Physical cell conditions → biaxial lattice strain of the deposited metal.
+
+The surface energies that drive grain selection depend on the lattice strain of the deposit
+(:meth:`softgrain.materials.Metal.surface_energy`). The paper ties that strain to two physical
+conditions but gives no formula:
+
+* the **stack pressure** — solid-electrolyte cells (> 10 MPa; the paper's experiments 5 MPa)
+  strain Li by ~3 %, liquid cells (~100s of kPa, below Li's 0.41–0.89 MPa yield strength) leave
+  it unstrained;
+* the **substrate's bulk modulus** — "a reduced bulk modulus difference between the substrate
+  and Li corresponds to a smaller lattice strain within the Li phase" (paper, Interfacial layer
+  design; Fig. 5A).
+
+softgrain therefore uses the documented assumption (constants in ``data/interlayer.toml``)
+
+.. math::
+
+    \\varepsilon = \\varepsilon_{full} \\cdot m \\cdot g, \\qquad
+    m = \\mathrm{clip}\\Big(\\frac{B_{sub} - B_{metal}}{B_{ref} - B_{metal}}, 0, 1\\Big), \\qquad
+    g = \\mathrm{clip}\\Big(\\frac{p - \\sigma_y}{p_{full} - \\sigma_y}, 0, 1\\Big)
+
+with ε_full = −0.03 (PAPER, also the edge of the DFT surface-energy data), B_ref the modulus of
+Cu (the paper's strained case is Li on Cu), σ_y the yield strength of the deposited metal (Li:
+0.55 MPa, PAPER) and p_full = 5 MPa (ASSUMED: the paper compares its ~3 %-strain solid case with
+cells cycled at 5 MPa). Both factors are monotone and saturate: substrates stiffer than Cu do not
+strain Li beyond the data, substrates softer than the metal do not strain it at all, and
+pressures below the yield strength leave the metal unstrained. Temperature does not enter: the
+strain is taken from the pressure and the substrate only (a softer Li at 80 °C yields earlier,
+which leaves a saturated 5 MPa cell saturated).
+
+Examples
+--------
+>>> round(lattice_strain(5.0, "Cu").strain, 6)
+-0.03
+>>> lattice_strain(0.35, "Cu").strain
+0.0
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from softgrain.errors import UserInputError
+from softgrain.materials import MaterialDataError, Quantity, load_bulk_moduli, load_metal, parse_quantity
+from softgrain.theory import TheoryParameters
+
+PASCAL_PER_MPA = 1e6
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("softgrain") / "data" / name))
+
+
+@lru_cache(maxsize=None)
+def load_interlayer_document() -> dict[str, Any]:
+    """Parsed ``data/interlayer.toml`` (raw tables; validated by the functions that use them)."""
+    path = _data_file("interlayer.toml")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MaterialDataError(f"{path}: malformed TOML: {exc}") from None
+    except OSError as exc:
+        raise MaterialDataError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class StrainMapping:
+    """Constants of the conditions → strain mapping (see the module docstring).
+
+    Attributes
+    ----------
+    full_strain : Quantity
+        Strain reached on the reference substrate above ``full_strain_pressure`` (−0.03).
+    reference_substrate : str
+        Substrate on which the full strain is reached (Cu).
+    reference_source : str
+        Why that substrate is the reference.
+    full_strain_pressure_MPa : Quantity
+        Stack pressure at and above which the strain is saturated (MPa).
+    """
+
+    full_strain: Quantity
+    reference_substrate: str
+    reference_source: str
+    full_strain_pressure_MPa: Quantity
+
+
+@lru_cache(maxsize=None)
+def load_strain_mapping() -> StrainMapping:
+    """The mapping constants from ``data/interlayer.toml``, validated."""
+    path = str(_data_file("interlayer.toml"))
+    section = load_interlayer_document().get("strain_mapping")
+    if not isinstance(section, Mapping):
+        raise MaterialDataError(f"{path}: strain_mapping: missing table")
+    full = parse_quantity(section.get("full_strain"), path, "strain_mapping.full_strain", unit="1")
+    if not -0.2 <= full.value <= 0.2:
+        raise MaterialDataError(f"{path}: strain_mapping.full_strain.value: must be a fraction in "
+                                f"[-0.2, 0.2], got {full.value}")
+    pressure = parse_quantity(section.get("full_strain_pressure"), path,
+                              "strain_mapping.full_strain_pressure", unit="MPa", positive=True)
+    reference = section.get("reference_substrate")
+    if not isinstance(reference, Mapping) or not isinstance(reference.get("name"), str):
+        raise MaterialDataError(f"{path}: strain_mapping.reference_substrate.name: missing text field")
+    if not isinstance(reference.get("source"), str) or not reference["source"].strip():
+        raise MaterialDataError(f"{path}: strain_mapping.reference_substrate.source: every choice needs a source")
+    if reference["name"] not in load_bulk_moduli():
+        raise MaterialDataError(f"{path}: strain_mapping.reference_substrate.name: "
+                                f"{reference['name']!r} has no bulk modulus in bulk_moduli.toml")
+    return StrainMapping(full, reference["name"], reference["source"], pressure)
+
+
+def substrate_bulk_modulus(substrate: str | float) -> float:
+    """Bulk modulus (GPa) of a substrate given by name or directly as a number in GPa.
+
+    Names are those of ``data/bulk_moduli.toml`` (Cu, Ag, Au, Li, Na, K) and of the interlayer
+    materials of :func:`softgrain.interlayer.interlayer_materials` (e.g. ``"Li0.7Si0.3"``,
+    ``"Li15Si4"``, ``"Li0.8Ag0.2"``), matched case-insensitively.
+
+    Raises
+    ------
+    UserInputError
+        For an unknown name (the message lists the known ones) or a non-positive modulus.
+    """
+    if isinstance(substrate, bool):
+        raise UserInputError(f"substrate must be a material name or a bulk modulus in GPa, got {substrate!r}")
+    if isinstance(substrate, (int, float)):
+        value = float(substrate)
+        if not math.isfinite(value) or value <= 0:
+            raise UserInputError(f"substrate bulk modulus must be a positive number of GPa, got {substrate!r}")
+        return value
+    # Imported here because softgrain.interlayer builds on this module (modulus → strain chain).
+    from softgrain.interlayer import interlayer_materials
+
+    known = {m.name.lower(): m for m in interlayer_materials()}
+    found = known.get(str(substrate).strip().lower())
+    if found is None:
+        raise UserInputError(
+            f"unknown substrate {substrate!r}; known: {', '.join(m.name for m in known.values())} "
+            "(or give its bulk modulus in GPa)")
+    return found.bulk_modulus_GPa
+
+
+def modulus_factor(substrate_GPa: float, metal_GPa: float, reference_GPa: float) -> float:
+    """Share of the full strain set by the substrate–metal modulus mismatch, in [0, 1].
+
+    ``(B_sub − B_metal) / (B_ref − B_metal)`` clipped to [0, 1]: 0 for a substrate as soft as the
+    metal (or softer), 1 for the reference substrate (Cu) or stiffer.
+    """
+    if not reference_GPa > metal_GPa:
+        raise UserInputError(f"reference substrate modulus {reference_GPa} GPa must exceed the "
+                             f"metal's {metal_GPa} GPa")
+    ratio = (float(substrate_GPa) - metal_GPa) / (reference_GPa - metal_GPa)
+    return min(1.0, max(0.0, ratio))
+
+
+def pressure_factor(stack_pressure_MPa: float, yield_strength_MPa: float,
+                    full_strain_pressure_MPa: float) -> float:
+    """Share of the full strain set by the stack pressure, in [0, 1].
+
+    0 up to the metal's yield strength (the film does not flow, liquid cells), rising linearly to 1
+    at ``full_strain_pressure_MPa`` and saturated above.
+    """
+    p = float(stack_pressure_MPa)
+    if not math.isfinite(p) or p < 0:
+        raise UserInputError(f"stack_pressure_MPa must be a non-negative number, got {stack_pressure_MPa!r}")
+    if not full_strain_pressure_MPa > yield_strength_MPa:
+        raise UserInputError(f"full-strain pressure {full_strain_pressure_MPa} MPa must exceed the "
+                             f"yield strength {yield_strength_MPa} MPa")
+    ratio = (p - yield_strength_MPa) / (full_strain_pressure_MPa - yield_strength_MPa)
+    return min(1.0, max(0.0, ratio))
+
+
+@dataclass(frozen=True)
+class LatticeStrain:
+    """The strain of the deposit under given conditions, with the factors that set it."""
+
+    strain: float
+    stack_pressure_MPa: float
+    substrate: str
+    substrate_modulus_GPa: float
+    metal: str
+    metal_modulus_GPa: float
+    reference_modulus_GPa: float
+    yield_strength_MPa: float
+    modulus_factor: float
+    pressure_factor: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def lattice_strain(stack_pressure_MPa: float, substrate: str | float, metal: str = "Li",
+                   mapping: StrainMapping | None = None) -> LatticeStrain:
+    """Biaxial lattice strain of ``metal`` deposited on ``substrate`` under a stack pressure.
+
+    Parameters
+    ----------
+    stack_pressure_MPa : float
+        Stack pressure (MPa), ≥ 0.
+    substrate : str or float
+        Substrate name (see :func:`substrate_bulk_modulus`) or its bulk modulus in GPa.
+    metal : str
+        Deposited metal (Li, Na, K); its bulk modulus comes from ``bulk_moduli.toml`` and its yield
+        strength from the theory data (:meth:`softgrain.theory.TheoryParameters.from_data`, which
+        uses Li's Fig. 3A value for Na and K).
+    mapping : StrainMapping, optional
+        Default: :func:`load_strain_mapping`.
+
+    Returns
+    -------
+    LatticeStrain
+    """
+    constants = mapping or load_strain_mapping()
+    data = load_metal(metal)
+    moduli = load_bulk_moduli()
+    if data.symbol not in moduli:
+        raise MaterialDataError(f"bulk_moduli.toml: no bulk modulus for {data.symbol}")
+    metal_GPa = moduli[data.symbol].value
+    reference_GPa = moduli[constants.reference_substrate].value
+    substrate_GPa = substrate_bulk_modulus(substrate)
+    yield_MPa = TheoryParameters.from_data(data).yield_strength_Pa / PASCAL_PER_MPA
+    m = modulus_factor(substrate_GPa, metal_GPa, reference_GPa)
+    g = pressure_factor(stack_pressure_MPa, yield_MPa, constants.full_strain_pressure_MPa.value)
+    # m·g lies in [0, 1], so the strain stays inside the surface-energy data (±0.03).
+    strain = constants.full_strain.value * m * g
+    return LatticeStrain(
+        strain=strain + 0.0,  # + 0.0 turns −0.0 into 0.0 for unstrained cases
+        stack_pressure_MPa=float(stack_pressure_MPa), substrate=str(substrate),
+        substrate_modulus_GPa=substrate_GPa, metal=data.symbol, metal_modulus_GPa=metal_GPa,
+        reference_modulus_GPa=reference_GPa, yield_strength_MPa=yield_MPa,
+        modulus_factor=m, pressure_factor=g)
+
+
+__all__ = [
+    "LatticeStrain",
+    "StrainMapping",
+    "lattice_strain",
+    "load_interlayer_document",
+    "load_strain_mapping",
+    "modulus_factor",
+    "pressure_factor",
+    "substrate_bulk_modulus",
+]
