@@ -142,3 +142,18 @@ def test_plot_is_written(monkeypatch, capsys, tmp_path):
 def test_bad_plot_path_exits_2(monkeypatch, capsys, tmp_path):
     code, _, err = run_main(monkeypatch, capsys, "--plot", str(tmp_path / "fig.xyz"))
     assert code == 2 and "fig.xyz" in err
+
+
+def test_simulate_option_runs_a_small_ensemble_per_substrate(monkeypatch, capsys):
+    tiny = ["--set", "grid.nx=40", "--set", "grid.ny=16", "--set", "nucleation.count=10",
+            "--set", "run.end_time_s=10.0", "--set", 'numerics.kernel="dense"']
+    code, out, err = run_main(monkeypatch, capsys, "--json", "--simulate", "--seeds", "2", "--workers", "1",
+                              "--substrate", "Cu", "--substrate", "Li0.7Si0.3", *tiny)
+    assert code == 0, err
+    simulated = json.loads(out)["simulated"]
+    assert set(simulated) == {"Cu", "Li0.7Si0.3"}
+    assert simulated["Cu"]["strain"] == pytest.approx(-0.03)
+    assert abs(simulated["Li0.7Si0.3"]["strain"]) < 0.005
+    for result in simulated.values():
+        assert result["members_ok"] == 2
+        assert sum(s["mean"] for s in result["fraction"].values()) == pytest.approx(1.0)

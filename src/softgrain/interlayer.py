@@ -338,15 +338,20 @@ def simulate_substrates(substrates: Sequence[str], seeds: int, preset: str = "li
     """
     from softgrain.config import load_config
     from softgrain.experiments import simulate_ensemble
+    from softgrain.sweep import dask_client
 
-    out: dict[str, dict[str, Any]] = {}
+    configs = {}
     for name in substrates:
         material = find_material(name)
         changes = dict(overrides or {})
         changes["conditions.substrate"] = material.name
-        config = load_config(preset, changes)
-        result = simulate_ensemble(config, seeds, workers=workers)
-        out[material.name] = {"strain": config.material.strain, **result}
+        configs[material.name] = load_config(preset, changes)
+    out: dict[str, dict[str, Any]] = {}
+    # One Dask cluster for all substrates: starting worker processes costs seconds each time.
+    with dask_client(None, workers) as client:
+        for name, config in configs.items():
+            result = simulate_ensemble(config, seeds, client=client)
+            out[name] = {"strain": config.material.strain, **result}
     return out
 
 
