@@ -178,3 +178,13 @@ def test_bad_seed_count_exits_2(monkeypatch, capsys):
 def test_bad_override_exits_2(monkeypatch, capsys):
     code, _, err = run_main(monkeypatch, capsys, "--seeds", "0", "--set", "grid.nx=-5")
     assert code == 2 and "grid.nx" in err
+
+
+def test_store_dir_keeps_resumable_ensembles(tmp_path):
+    from softgrain.experiments import compare_experiments
+
+    first = compare_experiments(2, workers=1, overrides=TINY, include_liquid=False, store_dir=tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {f"{p}.zarr" for p in PRESETS}
+    again = compare_experiments(2, workers=1, overrides=TINY, include_liquid=False, store_dir=tmp_path)
+    # The second call finds every member finished and reproduces the first result exactly.
+    assert again["conditions"] == first["conditions"]

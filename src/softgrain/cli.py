@@ -267,6 +267,8 @@ def compare_experiments_command(
     set_: List[str] = typer.Option([], "--set", help="override a key in every preset, e.g. --set grid.nx=100 (repeatable)"),
     liquid: bool = typer.Option(True, "--liquid/--no-liquid",
                                 help="also simulate li-liquid for the grain-size comparison with liquid cells"),
+    store_dir: Optional[Path] = typer.Option(
+        None, "--store-dir", help="keep each preset's ensemble in DIR/<preset>.zarr; rerunning resumes"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
@@ -275,7 +277,7 @@ def compare_experiments_command(
 
     result = experiments.compare_experiments(seeds, workers=workers, scheduler=scheduler,
                                              overrides=_parse_set(set_), progress=not (quiet or as_json),
-                                             include_liquid=liquid)
+                                             include_liquid=liquid, store_dir=store_dir)
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -201,12 +201,10 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def simulate_ensemble(config: SimulationConfig, seeds: int, *, workers: int | None = None,
-                      client: Any = None, progress: bool = False) -> dict[str, Any]:
-    """Phase-field texture of ``config`` over ``seeds`` nucleation seeds (mean ± 95 % CI).
+def summarise_ensemble(ds: Any, name: str = "ensemble") -> dict[str, Any]:
+    """Mean ± 95 % CI of an ensemble result (:func:`softgrain.sweep.run_ensemble` or its store).
 
-    Runs :func:`softgrain.sweep.run_ensemble` (Dask; ``client`` reuses an existing one) and
-    summarises it with :func:`softgrain.sweep.ensemble_statistics`.
+    Only members with status ok enter, so a partly finished store can be summarised too.
 
     Returns
     -------
@@ -216,15 +214,13 @@ def simulate_ensemble(config: SimulationConfig, seeds: int, *, workers: int | No
         ``surface_grain_count``: ``{"mean", "ci95"}``; ``members_ok`` and ``members_failed``.
         Intervals are ``None`` (JSON null) with fewer than two successful members.
     """
-    from softgrain.sweep import TASK_OK, ensemble_statistics, run_ensemble
+    from softgrain.sweep import TASK_FAILED, TASK_OK, ensemble_statistics
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise UserInputError(f"--seeds must be a positive integer, got {seeds!r}")
-    ds = run_ensemble(config, seeds, workers=workers, client=client, progress=progress)
-    ok = ds["status"].values == TASK_OK
+    status = ds["status"].values
+    ok = status == TASK_OK
     if not ok.any():
-        first_error = next((str(e) for e in ds["error"].values if str(e)), "unknown error")
-        raise UserInputError(f"every member of the {config.name} ensemble failed: {first_error}")
+        first_error = next((str(e) for e in ds["error"].values if str(e)), "no member finished")
+        raise UserInputError(f"no successful member in the {name} ensemble: {first_error}")
     result: dict[str, Any] = {}
     for variable in ("fraction", "surface_fraction"):
         stats = ensemble_statistics(ds, variable)
@@ -233,8 +229,25 @@ def simulate_ensemble(config: SimulationConfig, seeds: int, *, workers: int | No
     result["surface_grain_width_um"] = _summary(ds["surface_grain_width_um"].values[ok])
     result["surface_grain_count"] = _summary(ds["surface_grain_count"].values[ok])
     result["members_ok"] = int(ok.sum())
-    result["members_failed"] = int((~ok).sum())
+    result["members_failed"] = int((status == TASK_FAILED).sum())
     return result
+
+
+def simulate_ensemble(config: SimulationConfig, seeds: int, *, workers: int | None = None,
+                      client: Any = None, progress: bool = False,
+                      store: str | Path | None = None) -> dict[str, Any]:
+    """Phase-field texture of ``config`` over ``seeds`` nucleation seeds (mean ± 95 % CI).
+
+    Runs :func:`softgrain.sweep.run_ensemble` (Dask; ``client`` reuses an existing one; with
+    ``store`` the members are also written to a resumable Zarr store) and summarises it with
+    :func:`summarise_ensemble`.
+    """
+    from softgrain.sweep import run_ensemble
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise UserInputError(f"--seeds must be a positive integer, got {seeds!r}")
+    ds = run_ensemble(config, seeds, workers=workers, client=client, progress=progress, store=store)
+    return summarise_ensemble(ds, config.name)
 
 
 def _grain_size_entry(kind: str, preset: str, simulated: Mapping[str, Any],
@@ -268,7 +281,7 @@ GRAIN_SIZE_CAVEATS = (
 
 def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler: str | None = None,
                         overrides: Mapping[str, Any] | None = None, progress: bool = False,
-                        include_liquid: bool = True) -> dict[str, Any]:
+                        include_liquid: bool = True, store_dir: str | Path | None = None) -> dict[str, Any]:
     """Simulated and theoretical texture of each EBSD condition against the measurement.
 
     Parameters
@@ -284,6 +297,9 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
         Show progress bars.
     include_liquid : bool
         Also simulate ``li-liquid`` for the grain-size comparison with liquid cells.
+    store_dir : path, optional
+        Keep each preset's ensemble in ``store_dir/<preset>.zarr`` (resumable: running the same
+        comparison again skips the finished members).
 
     Returns
     -------
@@ -308,8 +324,29 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
         # One Dask cluster for all ensembles: starting worker processes costs seconds each time.
         with dask_client(scheduler, workers) as client:
             for preset, config in configs.items():
-                simulated[preset] = simulate_ensemble(config, seeds, client=client, progress=progress)
+                store = None if store_dir is None else Path(store_dir) / f"{preset}.zarr"
+                simulated[preset] = simulate_ensemble(config, seeds, client=client, progress=progress,
+                                                      store=store)
 
+    return comparison(configs, simulated, seeds, overrides)
+
+
+def comparison(configs: Mapping[str, SimulationConfig], simulated: Mapping[str, Mapping[str, Any]],
+               seeds: int, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble the comparison of :func:`compare_experiments` from configurations and ensembles.
+
+    Parameters
+    ----------
+    configs : mapping
+        Preset → configuration, for every experiment's preset (and optionally ``li-liquid``).
+    simulated : mapping
+        Preset → :func:`summarise_ensemble` result; presets without one get ``simulated: None``.
+    seeds : int
+        Seeds requested per ensemble (recorded in the output).
+    overrides : mapping, optional
+        The configuration changes used (recorded in the output).
+    """
+    experiments = load_experiments()
     rows = []
     for experiment in experiments:
         config = configs[experiment.preset]
@@ -384,5 +421,7 @@ __all__ = [
     "load_grain_sizes",
     "markdown_table",
     "simulate_ensemble",
+    "summarise_ensemble",
+    "comparison",
     "theory_verdict",
 ]
