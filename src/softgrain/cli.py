@@ -374,6 +374,125 @@ def interlayer_command(
         console.print(f"Wrote {plot}")
 
 
+@app.command("sweep")
+def sweep_command(
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP.toml",
+                                      help="sweep definition (base config, axes, seeds, outputs)"),
+    out: Path = typer.Option(..., "--out", help="results store (Zarr folder); an existing store of the same sweep is resumed"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: all cores)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Run (or resume) a parameter sweep: one phase-field run per (point, seed), as Dask tasks."""
+    from rich.console import Console
+
+    from softgrain import sweep
+
+    plan = sweep.load_sweep(sweep_file)
+    console = Console(stderr=True)
+    console.print(f"{plan.name}: {plan.task_count} tasks "
+                  f"({' × '.join(f'{a.name} {len(a.values)}' for a in plan.axes) or 'one point'}"
+                  f" × {len(plan.seeds)} seed(s)) → {out}")
+    _, report = sweep.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
+    console.print(f"done in {report.wall_time_s:.1f} s: {report.succeeded} ran, {report.failed} failed, "
+                  f"{report.skipped} already in the store")
+    if report.failed:
+        console.print("[yellow]note:[/] failed tasks have status 2 and their message in the "
+                      "store's 'error' variable; run the same command again to retry them")
+
+
+@app.command("phase-map")
+def phase_map_command(
+    resolution: int = typer.Option(4, "--resolution", help="points per axis (N × N points)"),
+    seeds: int = typer.Option(2, "--seeds", help="nucleation seeds per point"),
+    out: Path = typer.Option(Path("phase-map"), "--out", help="output folder (phase_map.zarr, phase_map.png, phase_map.json)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="address of a running Dask scheduler (default: a local cluster)"),
+    barrier_max: Optional[float] = typer.Option(None, "--barrier-max", help="upper end of the (101) barrier axis in eV (default: the (001) barrier)"),
+    anisotropy_max: Optional[float] = typer.Option(None, "--anisotropy-max", help="upper end of the anisotropy axis in J/m² (default: 1.25 × the strained step)"),
+    spacing: str = typer.Option("quadratic", "--spacing", help="anisotropy sampling: quadratic (dense near the liquid case) or linear"),
+    keep_maps: bool = typer.Option(False, "--keep-maps", help="also store the final orientation map of every run"),
+    set_: List[str] = typer.Option([], "--set", help="override a key of the base run, e.g. --set grid.nx=100 (repeatable)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Texture phase map (paper Fig. 4): (101) diffusion barrier × surface-energy anisotropy, resumable."""
+    from rich.console import Console
+
+    from softgrain import phasemap
+
+    console = Console(stderr=True)
+    summary = phasemap.make_phase_map(
+        out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
+        overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
+        spacing=spacing, keep_maps=keep_maps)
+    report = summary["report"]
+    console.print(f"phase map: {report['total']} tasks in {report['wall_time_s']:.1f} s "
+                  f"({report['succeeded']} ran, {report['failed']} failed, {report['skipped']} from the store)")
+    anisotropies = summary["surface_energy_anisotropy_J_m2"]
+    for i, barrier in enumerate(summary["barrier_101_eV"]):
+        row = ", ".join(f"A={a:.3f}: {summary['dominant'][i][j] or '—'}" for j, a in enumerate(anisotropies))
+        console.print(f"  E_a(101) = {barrier:.3f} eV → {row}")
+    for path in summary["paths"].values():
+        console.print(f"  wrote {path}")
+
+
+@app.command("animate")
+def animate_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="output folder of a run (reads result.nc)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="FILE.gif (default DIR/orientation.gif) or "
+                                       "FILE.mp4 (needs the imageio-ffmpeg plugin)"),
+    fps: float = typer.Option(4.0, "--fps", help="frames (snapshots) per second"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file"),
+) -> None:
+    """Animate the orientation map over all stored snapshots (set run.snapshot_times_s for more frames)."""
+    from softgrain import viewers
+
+    target = out if out is not None else folder / viewers.ANIMATION_FILE
+    ds = viewers.load_result(folder)
+    if target.exists() and not overwrite:
+        fail(f"--out {target}: file exists; choose another or pass --overwrite")
+    viewers.write_animation(ds, target, fps)
+    typer.echo(f"wrote {target} ({ds.sizes['time']} frames)", err=True)
+
+
+@app.command("export")
+def export_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="output folder of a run (reads result.nc)"),
+    vtk: bool = typer.Option(False, "--vtk", help="VTK for ParaView: one .vtu per snapshot and a .pvd series"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the files (default DIR/vtk)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="allow writing into a non-empty folder"),
+) -> None:
+    """Export the grain maps of a run for other tools (--vtk: ParaView, via meshio)."""
+    from softgrain import viewers
+    from softgrain.io import check_output_dir, prepare_output_dir
+
+    if not vtk:
+        fail("choose an export format: --vtk")
+    target = out if out is not None else folder / viewers.VTK_FOLDER
+    ds = viewers.load_result(folder)
+    check_output_dir(target, overwrite)
+    written = viewers.export_vtk(ds, prepare_output_dir(target, overwrite))
+    typer.echo(f"wrote {len(written) - 1} .vtu file(s) and {written[-1]} (open it in ParaView)", err=True)
+
+
+@app.command("show")
+def show_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="output folder of a run (reads result.nc)"),
+) -> None:
+    """Print a run's texture at each snapshot and its provenance."""
+    from rich.console import Console
+
+    from softgrain import viewers
+
+    ds = viewers.load_result(folder)
+    texture_table, provenance_table = viewers.summary_table(ds, title=f"{folder}: texture by snapshot")
+    console = Console()
+    console.print(texture_table)
+    console.print(provenance_table)
+
+
 def main() -> None:
     """Entry point of the console script: user errors → exit code 2 with one line."""
     try:

@@ -325,3 +325,140 @@ def plot_interlayer_moduli(report: Mapping[str, Any] | None = None) -> Figure:
     ax.set_title("Interlayer design (paper Fig. 5A); ringed: meets all five criteria", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     return fig
+
+
+def _cell_edges(centres: Any) -> np.ndarray:
+    """Edges of cells around increasing (possibly unevenly spaced) centres, for pcolormesh."""
+    c = np.asarray(centres, dtype=float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
+def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
+                   markers: Mapping[str, tuple[float, float]] | None = None,
+                   strained_anisotropy: float | None = None,
+                   equivalent_strain: tuple[Any, Any] | None = None,
+                   majority: float = 0.5, title: str = "") -> Figure:
+    """Paper Fig. 4: dominant orientation and the fraction of each orientation over the map.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A phase-map store (``softgrain.phasemap``): ``fraction`` (barrier_101_eV,
+        surface_energy_anisotropy, seed, orientation) and ``status``; seeds with status ≠ ok are
+        left out of the means.
+    theory_line : (barriers, anisotropies), optional
+        The thermodynamic theory's ΔU(001 − 101) = 0 line, drawn dashed.
+    markers : mapping, optional
+        Label → (barrier, anisotropy) of the cases to mark (e.g. liquid and solid Li).
+    strained_anisotropy : float, optional
+        Anisotropy of the strained data; above it the surface energies are extrapolated (dotted
+        line).
+    equivalent_strain : (forward, inverse), optional
+        Functions A → strain and strain → A for a secondary axis in % strain.
+    majority : float
+        Mean fraction an orientation needs to be "dominant"; other points are "mixed".
+    title : str
+        Figure title suffix.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Four panels: dominant orientation (with the per-point mean fraction of the winner) and
+        the mean area fraction of (001), (101), (111). Every panel carries the phase-field
+        boundary (mean (101) fraction = mean (001) fraction, solid), the theory line and the
+        case markers.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    x_name, y_name = "barrier_101_eV", "surface_energy_anisotropy"
+    fraction = ds["fraction"]
+    if "status" in ds:
+        fraction = fraction.where(ds["status"] == 1)
+    means = fraction.mean("seed", skipna=True).transpose(x_name, y_name, "orientation")
+    x = ds[x_name].values.astype(float)
+    y = ds[y_name].values.astype(float)
+    names = [str(o) for o in means["orientation"].values]
+    values = means.values  # (x, y, orientation)
+
+    finite = np.all(np.isfinite(values), axis=-1)
+    best = np.argmax(np.nan_to_num(values, nan=-1.0), axis=-1)
+    top = np.nanmax(np.where(finite[..., None], values, np.nan), axis=-1) if finite.any() else \
+        np.full(finite.shape, np.nan)
+    mixed_code, missing_code = len(names), len(names) + 1
+    classes = np.where(finite & (top >= majority), best, mixed_code)
+    classes = np.where(finite, classes, missing_code)
+
+    fig = Figure(figsize=(11.5, 8.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2, sharex=True, sharey=True).ravel()
+    xe, ye = _cell_edges(x), _cell_edges(y)
+
+    colours = [ORIENTATION_COLOURS[o] for o in names] + ["0.75", "white"]
+    axes[0].pcolormesh(xe, ye, classes.T, cmap=ListedColormap(colours), vmin=-0.5,
+                       vmax=missing_code + 0.5, shading="flat", edgecolors="white", linewidth=0.5)
+    for i, xi in enumerate(x):
+        for j, yj in enumerate(y):
+            if finite[i, j]:
+                axes[0].text(xi, yj, f"{names[best[i, j]]}\n{top[i, j]:.0%}", ha="center",
+                             va="center", fontsize=7, color="white" if classes[i, j] < mixed_code else "black")
+    handles = [Patch(color=ORIENTATION_COLOURS[o], label=f"({o}) ≥ {majority:.0%}") for o in names]
+    handles.append(Patch(color="0.75", label="mixed"))
+    axes[0].set_title("dominant orientation (mean over seeds)", fontsize=10)
+
+    for ax, k in zip(axes[1:], range(len(names))):
+        mesh = ax.pcolormesh(xe, ye, values[..., k].T, cmap="viridis", vmin=0.0, vmax=1.0,
+                             shading="flat")
+        ax.set_title(f"area fraction of ({names[k]})", fontsize=10)
+        fig.colorbar(mesh, ax=ax, shrink=0.85, label="fraction")
+
+    line_handles = []
+    i001, i101 = (names.index("001"), names.index("101")) if {"001", "101"} <= set(names) else (None, None)
+    for ax in axes:
+        if i001 is not None and x.size > 1 and y.size > 1 and finite.all():
+            difference = values[..., i101] - values[..., i001]
+            if difference.min() < 0 < difference.max():
+                ax.contour(x, y, difference.T, levels=[0.0], colors="black", linewidths=1.8)
+        if theory_line is not None:
+            tx, ty = (np.asarray(v, dtype=float) for v in theory_line)
+            ax.plot(tx, ty, color="black", ls="--", lw=1.4)
+        if strained_anisotropy is not None and strained_anisotropy < ye[-1]:
+            ax.axhline(strained_anisotropy, color="0.3", ls=":", lw=1)
+        for label, (mx, my) in (markers or {}).items():
+            marker = "o" if "liquid" in label else "s"
+            ax.plot([mx], [my], marker=marker, ms=9, mfc="white", mec="black", mew=1.5, ls="none",
+                    zorder=5)
+        ax.set_xlim(xe[0], xe[-1])
+        ax.set_ylim(ye[0], ye[-1])
+    from matplotlib.lines import Line2D
+
+    line_handles.append(Line2D([], [], color="black", lw=1.8, label="phase field: (101) = (001)"))
+    if theory_line is not None:
+        line_handles.append(Line2D([], [], color="black", ls="--", lw=1.4,
+                                   label="theory: ΔU(001−101) = 0"))
+    if strained_anisotropy is not None and strained_anisotropy < ye[-1]:
+        line_handles.append(Line2D([], [], color="0.3", ls=":", lw=1,
+                                   label="strained data (above: extrapolated)"))
+    for label in markers or {}:
+        marker = "o" if "liquid" in label else "s"
+        line_handles.append(Line2D([], [], marker=marker, ms=8, mfc="white", mec="black", ls="none",
+                                   label=label))
+    fig.legend(handles=handles + line_handles, fontsize=8, loc="outside lower center", ncols=5,
+               frameon=False)
+    for ax in axes[2:]:
+        ax.set_xlabel("(101) diffusion barrier E$_a$(101) (eV)")
+    for ax in axes[::2]:
+        ax.set_ylabel("anisotropy A = E$_s$(101) − E$_s$(001) (J/m²)")
+    if equivalent_strain is not None:
+        forward, inverse = equivalent_strain
+        # Compression in % (= −100 × strain) reads upwards with the anisotropy.
+        secondary = axes[0].secondary_yaxis(
+            "right", functions=(lambda a: -100 * np.asarray(forward(a)),
+                                lambda c: np.asarray(inverse(-np.asarray(c) / 100))))
+        secondary.set_ylabel("equivalent biaxial compression (%)", fontsize=8)
+    fig.suptitle("Texture phase map (paper Fig. 4): strain-energy-minimising (101) vs "
+                 f"surface-energy-minimising (001){' — ' + title if title else ''}", fontsize=11)
+    return fig

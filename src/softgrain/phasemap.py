@@ -1,0 +1,393 @@
+"""The texture phase map (paper Fig. 4): (101) diffusion barrier × surface-energy anisotropy.
+
+The map sweeps two axes for Li (MODEL.md §3):
+
+* ``barrier_101_eV`` — the (101) surface self-diffusion barrier, from its DFT value (0.02 eV) up to
+  the (001) barrier (0.14 eV): raising it removes the diffusion (mobility) advantage of (101);
+* ``surface_energy_anisotropy`` — A = E_s(101) − E_s(001) (J/m²), which grows with stack pressure
+  through the lattice strain of the film.
+
+How the surface energies move with A (the *anisotropy path*)
+-----------------------------------------------------------
+The metal's data tabulate E_s against biaxial strain; the liquid case sits at strain 0 and the
+solid case at the solid-electrolyte strain (−0.03, :data:`softgrain.theory.ELECTROLYTE_STRAIN`).
+Between those two states all three surface energies move linearly with a path parameter
+t = (A − A₀)/(A₁ − A₀), where A₀ and A₁ are the anisotropies of the unstrained and the strained
+data::
+
+    E_s,o(A) = E_s,o(ε = 0) + t · [E_s,o(ε = −0.03) − E_s,o(ε = 0)],  o ∈ {001, 101, 111}
+
+For 0 ≤ t ≤ 1 this is exactly the data's linear interpolation at strain ε = −0.03·t (reported as
+the "equivalent strain"); A beyond A₁ (t > 1) continues the same straight line, an extrapolation
+of the strained data that the materials module itself refuses — results there are labelled as
+such on the figure. (111) moves along with the others (its data change little with strain).
+By construction E_s(101) − E_s(001) = A exactly, so the theory's ΔΓ_surface = −A/h.
+
+Axis sampling
+-------------
+The anisotropy axis is sampled quadratically by default (A₀ + (A_max − A₀)·s², s evenly spaced in
+[0, 1]), because the phase-field model switches from (101) to (001) already at A ≈ 0.01–0.02 J/m²
+(MODEL.md §6: κ_q = κ1·exp(κ2·E_s/E0) amplifies small surface-energy differences), i.e. within
+the first ~15 % of the range; ``spacing="linear"`` samples evenly.
+
+Classification
+--------------
+At each point the seed-averaged area fractions decide: the orientation with a mean fraction of at
+least :data:`MAJORITY` is *dominant*; a point without such an orientation is *mixed*. The
+boundary between the strain-energy-minimising (101) and the surface-energy-minimising (001)
+regions is drawn where the mean (101) and (001) fractions are equal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from softgrain.config import SimulationConfig, load_config
+from softgrain.errors import UserInputError
+from softgrain.materials import ORIENTATIONS, Metal, celsius_to_kelvin, load_metal
+
+ANISOTROPY_KEY = "material.surface_energy_anisotropy_J_m2"
+"""Derived sweep key: sets the three surface energies from A (see :func:`anisotropy_overrides`)."""
+
+BARRIER_KEY = "material.diffusion_barrier_eV.101"
+
+BARRIER_DIM = "barrier_101_eV"
+ANISOTROPY_DIM = "surface_energy_anisotropy"
+
+STORE_NAME = "phase_map.zarr"
+FIGURE_NAME = "phase_map.png"
+SUMMARY_NAME = "phase_map.json"
+
+BASE_PRESET = "phase-map"
+"""Simulation preset every point starts from (``presets/phase-map.toml``)."""
+
+MAJORITY = 0.5
+"""Mean area fraction an orientation needs to count as dominant at a point; else "mixed"."""
+
+DEFAULT_RESOLUTION = 4
+DEFAULT_SEEDS = 2
+DEFAULT_EXTRAPOLATION = 1.25
+"""Default upper end of the anisotropy axis, as a multiple of the strained anisotropy step:
+A_max = A₀ + 1.25·(A₁ − A₀), a quarter beyond the solid-electrolyte value."""
+
+
+def solid_strain() -> float:
+    """Biaxial strain of the solid-electrolyte case (single source: softgrain.theory)."""
+    from softgrain.theory import ELECTROLYTE_STRAIN
+
+    return float(ELECTROLYTE_STRAIN["solid"])
+
+
+@dataclass(frozen=True)
+class AnisotropyPath:
+    """Surface energies as a function of the anisotropy A = E_s(101) − E_s(001).
+
+    Parameters
+    ----------
+    metal : Metal
+        Supplies the surface-energy data.
+    strained : float
+        Strain of the "strained" end of the path (default: the solid-electrolyte strain).
+    """
+
+    metal: Metal
+    strained: float
+
+    @classmethod
+    def for_metal(cls, metal: str | Metal = "Li", strained: float | None = None) -> "AnisotropyPath":
+        data = load_metal(metal) if isinstance(metal, str) else metal
+        path = cls(data, solid_strain() if strained is None else float(strained))
+        if abs(path.a_strained - path.a_unstrained) < 1e-12:
+            raise UserInputError(
+                f"{data.symbol}: E_s(101) − E_s(001) does not change between strain 0 and "
+                f"{path.strained:+.3f}; the anisotropy path is undefined")
+        return path
+
+    def _energies(self, strain: float) -> dict[str, float]:
+        return self.metal.surface_energies(strain)
+
+    @property
+    def a_unstrained(self) -> float:
+        """A₀ (J/m²): the unstrained (liquid-electrolyte) anisotropy."""
+        e = self._energies(0.0)
+        return e["101"] - e["001"]
+
+    @property
+    def a_strained(self) -> float:
+        """A₁ (J/m²): the anisotropy at the strained (solid-electrolyte) end."""
+        e = self._energies(self.strained)
+        return e["101"] - e["001"]
+
+    def parameter(self, anisotropy: Any) -> Any:
+        """Path parameter t (0 = unstrained data, 1 = strained data, > 1 extrapolated)."""
+        return (np.asarray(anisotropy, dtype=float) - self.a_unstrained) / (
+            self.a_strained - self.a_unstrained)
+
+    def equivalent_strain(self, anisotropy: Any) -> Any:
+        """Strain whose (interpolated or extrapolated) data give anisotropy A."""
+        return self.parameter(anisotropy) * self.strained
+
+    def anisotropy_at_strain(self, strain: Any) -> Any:
+        """A at a strain between 0 and the strained end (inverse of :meth:`equivalent_strain`)."""
+        return self.a_unstrained + np.asarray(strain, dtype=float) / self.strained * (
+            self.a_strained - self.a_unstrained)
+
+    def surface_energies(self, anisotropy: float) -> dict[str, float]:
+        """E_s (J/m²) of every orientation at anisotropy A (linear along the path)."""
+        t = float(self.parameter(anisotropy))
+        start, end = self._energies(0.0), self._energies(self.strained)
+        energies = {o: start[o] + t * (end[o] - start[o]) for o in ORIENTATIONS}
+        bad = {o: e for o, e in energies.items() if e <= 0}
+        if bad:
+            raise UserInputError(
+                f"surface_energy_anisotropy = {anisotropy}: the path gives non-positive surface "
+                f"energies {bad}; choose A closer to the data ({self.a_unstrained:.3f}–"
+                f"{self.a_strained:.3f} J/m²)")
+        return energies
+
+
+def anisotropy_overrides(config: SimulationConfig, anisotropy: float) -> dict[str, Any]:
+    """Configuration changes that put ``config``'s metal at anisotropy A (sweep derived key).
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        Base configuration (its ``material.metal`` selects the data).
+    anisotropy : float
+        A = E_s(101) − E_s(001) in J/m².
+
+    Returns
+    -------
+    dict
+        ``{"material.surface_energy_J_m2.001": …, ".101": …, ".111": …}``.
+    """
+    if isinstance(anisotropy, bool) or not isinstance(anisotropy, (int, float, np.floating)):
+        raise UserInputError(f"surface_energy_anisotropy must be a number, got {anisotropy!r}")
+    energies = AnisotropyPath.for_metal(config.material.metal).surface_energies(float(anisotropy))
+    return {f"material.surface_energy_J_m2.{o}": round(e, 12) for o, e in energies.items()}
+
+
+def anisotropy_values(path: AnisotropyPath, resolution: int, maximum: float | None = None,
+                      spacing: str = "quadratic") -> np.ndarray:
+    """Increasing anisotropy values from A₀ to ``maximum`` (default A₀ + 1.25·(A₁ − A₀))."""
+    start = path.a_unstrained
+    stop = maximum if maximum is not None else start + DEFAULT_EXTRAPOLATION * (path.a_strained - start)
+    if stop <= start:
+        raise UserInputError(f"--anisotropy-max {stop} must exceed the unstrained anisotropy {start:.4f} J/m²")
+    s = np.linspace(0.0, 1.0, resolution)
+    if spacing == "quadratic":
+        s = s**2
+    elif spacing != "linear":
+        raise UserInputError(f"--spacing {spacing!r}: expected 'quadratic' or 'linear'")
+    return np.round(start + (stop - start) * s, 10)
+
+
+def barrier_values(metal: Metal, resolution: int, maximum: float | None = None) -> np.ndarray:
+    """Increasing (101) barriers from the metal's value to ``maximum`` (default: the (001) barrier)."""
+    start = metal.barrier("101")
+    stop = metal.barrier("001") if maximum is None else float(maximum)
+    if stop <= start:
+        raise UserInputError(f"--barrier-max {stop} eV must exceed the (101) barrier {start} eV")
+    return np.round(np.linspace(start, stop, resolution), 10)
+
+
+def phase_map_plan(resolution: int = DEFAULT_RESOLUTION, seeds: int | Sequence[int] = DEFAULT_SEEDS,
+                   *, base: str | SimulationConfig = BASE_PRESET, overrides: dict[str, Any] | None = None,
+                   barrier_max: float | None = None, anisotropy_max: float | None = None,
+                   spacing: str = "quadratic", keep_maps: bool = False):
+    """The Fig. 4 sweep as a :class:`softgrain.sweep.SweepPlan`.
+
+    Parameters
+    ----------
+    resolution : int
+        Points per axis (resolution × resolution points), at least 2.
+    seeds : int or sequence of int
+        Nucleation seeds per point.
+    base : str or SimulationConfig
+        Preset / config file (default ``phase-map``) or a configuration.
+    overrides : dict, optional
+        Dotted-key changes to the base configuration (e.g. a smaller grid).
+    barrier_max, anisotropy_max : float, optional
+        Upper ends of the axes (defaults: the (001) barrier; 1.25× the strained anisotropy step).
+    spacing : {"quadratic", "linear"}
+        Sampling of the anisotropy axis (see the module documentation).
+    keep_maps : bool
+        Store the final orientation maps.
+    """
+    from softgrain.sweep import Axis, SweepPlan
+
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise UserInputError(f"--resolution must be an integer ≥ 2, got {resolution!r}")
+    config = base if isinstance(base, SimulationConfig) else load_config(base, overrides)
+    if isinstance(base, SimulationConfig) and overrides:
+        config = config.updated(overrides)
+    metal = load_metal(config.material.metal)
+    path = AnisotropyPath.for_metal(metal)
+    axes = (
+        Axis(BARRIER_DIM, BARRIER_KEY, tuple(barrier_values(metal, resolution, barrier_max).tolist()),
+             "eV", f"({'101'}) surface self-diffusion barrier E_a(101)"),
+        Axis(ANISOTROPY_DIM, ANISOTROPY_KEY,
+             tuple(anisotropy_values(path, resolution, anisotropy_max, spacing).tolist()), "J/m^2",
+             "surface-energy anisotropy A = E_s(101) - E_s(001) along the strain path"),
+    )
+    return SweepPlan.build(config, axes, seeds, keep_maps=keep_maps,
+                           name=f"phase map {metal.symbol}",
+                           description="paper Fig. 4: (101) barrier × surface-energy anisotropy")
+
+
+def point_means(ds: xr.Dataset, variable: str = "fraction") -> xr.DataArray:
+    """Mean over the successful seeds of ``variable`` (barrier, anisotropy, orientation)."""
+    values = ds[variable]
+    if "status" in ds:
+        from softgrain.sweep import TASK_OK
+
+        values = values.where(ds["status"] == TASK_OK)
+    return values.mean("seed", skipna=True)
+
+
+def classify(mean_fraction: xr.DataArray) -> xr.DataArray:
+    """Dominant orientation per point: "001", "101", "111", "mixed", or "" where nothing ran."""
+    values = mean_fraction.transpose(..., "orientation").values
+    out = np.full(values.shape[:-1], "mixed", dtype=object)
+    finite = np.all(np.isfinite(values), axis=-1)
+    best = np.argmax(np.where(np.isfinite(values), values, -1.0), axis=-1)
+    top = np.take_along_axis(np.nan_to_num(values, nan=-1.0), best[..., None], axis=-1)[..., 0]
+    names = np.array([str(o) for o in mean_fraction["orientation"].values], dtype=object)
+    majority = finite & (top >= MAJORITY)
+    out[majority] = names[best[majority]]
+    out[~finite] = ""
+    dims = [d for d in mean_fraction.dims if d != "orientation"]
+    return xr.DataArray(out, dims=dims, coords={d: mean_fraction[d] for d in dims})
+
+
+def theory_delta_u(metal: str | Metal, barriers_101: Any, anisotropy: Any, temperature_C: float,
+                   params: Any = None) -> np.ndarray:
+    """ΔU = U(001) − U(101) (J/m³) of the thermodynamic theory on a (barrier, anisotropy) grid.
+
+    Uses softgrain.theory's Eq. S3 (ΔΓ = (E_s(001) − E_s(101))/h = −A/h on the anisotropy path)
+    and Eq. S9–S11 (ΔF_strain with the swept (101) barrier and the data's (001) barrier).
+    ΔU > 0 favours (101), ΔU < 0 favours (001).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (len(barriers_101), len(anisotropy)).
+    """
+    from softgrain import theory
+
+    data = load_metal(metal) if isinstance(metal, str) else metal
+    p = params if params is not None else theory.TheoryParameters.from_data(data)
+    path = AnisotropyPath.for_metal(data)
+    T_K = celsius_to_kelvin(temperature_C)
+    barriers = np.atleast_1d(np.asarray(barriers_101, dtype=float))
+    a = np.atleast_1d(np.asarray(anisotropy, dtype=float))
+    energies = [path.surface_energies(value) for value in a]
+    dgamma = np.array([theory.surface_energy_difference(e["001"], e["101"], p.thickness_m)
+                       for e in energies])
+    dstrain = np.asarray(theory.strain_energy_difference(data.barrier("001"), barriers, T_K, p))
+    return dstrain[:, None] + dgamma[None, :]
+
+
+def theory_boundary(metal: str | Metal, barriers_101: Any, temperature_C: float,
+                    params: Any = None) -> np.ndarray:
+    """Anisotropy A* (J/m²) where the theory's ΔU(001 − 101) = 0, for each (101) barrier.
+
+    ΔU is linear in A on the anisotropy path, so A* is found from two evaluations.
+    """
+    barriers = np.atleast_1d(np.asarray(barriers_101, dtype=float))
+    path = AnisotropyPath.for_metal(metal)
+    a_lo, a_hi = path.a_unstrained, path.a_strained
+    du = theory_delta_u(metal, barriers, [a_lo, a_hi], temperature_C, params)
+    slope = (du[:, 1] - du[:, 0]) / (a_hi - a_lo)
+    return a_lo - du[:, 0] / slope
+
+
+def summarise(ds: xr.Dataset, config: SimulationConfig) -> dict[str, Any]:
+    """Plain-JSON summary of a phase-map store: mean fractions, classes, theory line, cases."""
+    means = point_means(ds).transpose(BARRIER_DIM, ANISOTROPY_DIM, "orientation")
+    classes = classify(means)
+    metal = load_metal(config.material.metal)
+    path = AnisotropyPath.for_metal(metal)
+    barriers = ds[BARRIER_DIM].values
+    status = ds["status"]
+    from softgrain.sweep import TASK_FAILED, TASK_OK
+
+    return {
+        "metal": metal.symbol,
+        "temperature_C": config.run.temperature_C,
+        "barrier_101_eV": [float(b) for b in barriers],
+        "surface_energy_anisotropy_J_m2": [float(a) for a in ds[ANISOTROPY_DIM].values],
+        "equivalent_strain": [float(s) for s in path.equivalent_strain(ds[ANISOTROPY_DIM].values)],
+        "seeds": [int(s) for s in ds["seed"].values],
+        "tasks": {"total": int(status.size), "ok": int((status == TASK_OK).sum()),
+                  "failed": int((status == TASK_FAILED).sum())},
+        "mean_fraction": {o: means.sel(orientation=o).values.round(4).tolist() for o in ORIENTATIONS},
+        "dominant": classes.values.tolist(),
+        "majority_threshold": MAJORITY,
+        "cases": case_markers(metal),
+        "theory_boundary_anisotropy_J_m2": [float(a) for a in theory_boundary(
+            metal, barriers, config.run.temperature_C)],
+    }
+
+
+def case_markers(metal: Metal) -> dict[str, dict[str, float]]:
+    """Where the paper's liquid- and solid-electrolyte cases sit on the map (data barrier)."""
+    from softgrain.theory import ELECTROLYTE_STRAIN
+
+    path = AnisotropyPath.for_metal(metal)
+    return {f"{metal.symbol}, {name} electrolyte": {
+        "barrier_101_eV": metal.barrier("101"),
+        "surface_energy_anisotropy_J_m2": float(path.anisotropy_at_strain(strain))}
+        for name, strain in ELECTROLYTE_STRAIN.items()}
+
+
+def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
+                   seeds: int | Sequence[int] = DEFAULT_SEEDS, *, workers: int | None = None,
+                   scheduler: str | None = None, progress: bool = False,
+                   overrides: dict[str, Any] | None = None, barrier_max: float | None = None,
+                   anisotropy_max: float | None = None, spacing: str = "quadratic",
+                   keep_maps: bool = False) -> dict[str, Any]:
+    """Run (or resume) the Fig. 4 sweep into ``out/phase_map.zarr`` and draw ``out/phase_map.png``.
+
+    Returns
+    -------
+    dict
+        The summary (also written to ``out/phase_map.json``) plus ``paths`` and ``report``.
+    """
+    from softgrain import io, plots
+    from softgrain.sweep import run_plan
+
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(f"--out {folder}: exists and is not a folder")
+    plan = phase_map_plan(resolution, seeds, overrides=overrides, barrier_max=barrier_max,
+                          anisotropy_max=anisotropy_max, spacing=spacing, keep_maps=keep_maps)
+    ds, report = run_plan(plan, folder / STORE_NAME, workers=workers, scheduler=scheduler,
+                          progress=progress)
+    summary = summarise(ds, plan.base)
+    metal = load_metal(plan.base.material.metal)
+    path = AnisotropyPath.for_metal(metal)
+    fine_barriers = np.linspace(ds[BARRIER_DIM].values.min(), ds[BARRIER_DIM].values.max(), 200)
+    figure = plots.plot_phase_map(
+        ds, theory_line=(fine_barriers, theory_boundary(metal, fine_barriers, plan.base.run.temperature_C)),
+        markers={name: (m["barrier_101_eV"], m["surface_energy_anisotropy_J_m2"])
+                 for name, m in summary["cases"].items()},
+        strained_anisotropy=path.a_strained,
+        equivalent_strain=(path.equivalent_strain, path.anisotropy_at_strain),
+        majority=MAJORITY,
+        title=(f"{metal.symbol}, {plan.base.run.temperature_C:g} °C, {plan.base.grid.nx}×"
+               f"{plan.base.grid.ny} grid, {len(plan.seeds)} seed(s) per point"))
+    paths = {
+        "store": folder / STORE_NAME,
+        "figure": io.save_figure(figure, folder / FIGURE_NAME),
+    }
+    summary["report"] = report.as_dict()
+    paths["summary"] = io.write_json(folder / SUMMARY_NAME, summary)
+    summary["paths"] = {k: str(v) for k, v in paths.items()}
+    return summary
