@@ -97,7 +97,7 @@ def test_phase_map_cli_store_contract(tmp_path):
     out = tmp_path / "map"
     runner = CliRunner()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
-                      host="127.0.0.1", dashboard_address=None) as cluster:
+                      host="127.0.0.1", dashboard_address=":0") as cluster:
         args = ["phase-map", "--resolution", "2", "--seeds", "2", "--out", str(out), "--quiet",
                 "--scheduler", cluster.scheduler_address, *TINY_SET]
         result = runner.invoke(app, args)

@@ -327,6 +327,8 @@ def summarise(ds: xr.Dataset, config: SimulationConfig) -> dict[str, Any]:
         "seeds": [int(s) for s in ds["seed"].values],
         "tasks": {"total": int(status.size), "ok": int((status == TASK_OK).sum()),
                   "failed": int((status == TASK_FAILED).sum())},
+        "task_time_s": {name: _finite_mean(ds[name].where(status == TASK_OK))
+                        for name in ("wall_time_s", "cpu_time_s") if name in ds},
         "mean_fraction": {o: means.sel(orientation=o).values.round(4).tolist() for o in ORIENTATIONS},
         "dominant": classes.values.tolist(),
         "majority_threshold": MAJORITY,
@@ -334,6 +336,11 @@ def summarise(ds: xr.Dataset, config: SimulationConfig) -> dict[str, Any]:
         "theory_boundary_anisotropy_J_m2": [float(a) for a in theory_boundary(
             metal, barriers, config.run.temperature_C)],
     }
+
+
+def _finite_mean(values: xr.DataArray) -> float | None:
+    finite = values.values[np.isfinite(values.values)]
+    return float(finite.mean()) if finite.size else None
 
 
 def case_markers(metal: Metal) -> dict[str, dict[str, float]]:
