@@ -6,7 +6,6 @@ task takes well under a second; what is tested is the machinery, not the physics
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -394,7 +394,11 @@ def sweep_command(
     console.print(f"{plan.name}: {plan.task_count} tasks "
                   f"({' × '.join(f'{a.name} {len(a.values)}' for a in plan.axes) or 'one point'}"
                   f" × {len(plan.seeds)} seed(s)) → {out}")
-    _, report = sweep.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
+    try:
+        _, report = sweep.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished tasks are kept in {out}; run the same command to resume")
+        raise typer.Abort() from None
     console.print(f"done in {report.wall_time_s:.1f} s: {report.succeeded} ran, {report.failed} failed, "
                   f"{report.skipped} already in the store")
     if report.failed:
@@ -423,10 +427,15 @@ def phase_map_command(
     from softgrain import phasemap
 
     console = Console(stderr=True)
-    summary = phasemap.make_phase_map(
-        out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
-        overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
-        spacing=spacing, keep_maps=keep_maps)
+    try:
+        summary = phasemap.make_phase_map(
+            out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
+            overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
+            spacing=spacing, keep_maps=keep_maps)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished runs are kept in {out / phasemap.STORE_NAME}; "
+                      "run the same command to resume")
+        raise typer.Abort() from None
     report = summary["report"]
     console.print(f"phase map: {report['total']} tasks in {report['wall_time_s']:.1f} s "
                   f"({report['succeeded']} ran, {report['failed']} failed, {report['skipped']} from the store)")
