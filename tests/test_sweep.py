@@ -270,3 +270,14 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, threaded_cluster):
     reference, _ = sweep.run_sweep(spec, tmp_path / "uninterrupted.zarr",
                                    scheduler=threaded_cluster.scheduler_address)
     xr.testing.assert_identical(_comparable(final), _comparable(reference))
+
+
+def test_keep_maps_stores_final_orientation_maps(threaded_cluster):
+    ds = sweep.run_ensemble(tiny_config(), [7, 8], keep_maps=True,
+                            scheduler=threaded_cluster.scheduler_address)
+    maps = ds["final_orientation"]
+    assert maps.dims == ("seed", "y", "x") and maps.shape == (2, 16, 40)
+    for seed in (7, 8):
+        omap = maps.sel(seed=seed).values
+        counts = np.bincount(omap[omap >= 0], minlength=3)
+        np.testing.assert_allclose(counts / counts.sum(), ds["fraction"].sel(seed=seed).values)
