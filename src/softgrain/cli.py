@@ -8,6 +8,7 @@ one-line message naming the bad value; nothing deep in the package imports this 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -223,15 +224,25 @@ def run_command(
     set_: List[str] = typer.Option([], "--set", help="override any key, e.g. --set grid.nx=100 (repeatable)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="allow writing into a non-empty folder"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    checkpoint_every: Optional[float] = typer.Option(
+        None, "--checkpoint-every", metavar="S",
+        help="write a checkpoint into --out every S seconds of simulated time; "
+             "continue an interrupted run with `softgrain resume DIR`"),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints",
+                                          help="keep the checkpoints after the run finishes"),
 ) -> None:
-    """Run a phase-field simulation of grain selection growth and write its outputs."""
+    """Run a phase-field simulation of grain selection growth and write its outputs.
+
+    Ctrl-C (or SIGTERM) stops the run cleanly: it writes a checkpoint and the snapshots so far,
+    and `softgrain resume DIR` finishes it.
+    """
     import warnings
 
     from rich.console import Console
 
-    from softgrain import analysis, outputs
+    from softgrain import checkpoint
     from softgrain.config import load_config
-    from softgrain.io import prepare_output_dir
+    from softgrain.io import check_output_dir, prepare_output_dir
     from softgrain.phasefield.solver import Simulation
 
     changes = _parse_set(set_)
@@ -239,24 +250,92 @@ def run_command(
         changes["run.seed"] = seed
     if end_time is not None:
         changes["run.end_time_s"] = end_time
+    if checkpoint_every is not None and not (math.isfinite(checkpoint_every) and checkpoint_every > 0):
+        fail(f"--checkpoint-every {checkpoint_every}: allowed: a simulated time S > 0 (s)")
     config = load_config(preset_or_config, changes)
+    check_output_dir(out, overwrite)
     console = Console(stderr=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        simulation = Simulation(config)
+        try:
+            simulation = Simulation(config)
+        except UserInputError as exc:
+            raise type(exc)(f"{preset_or_config}: {exc}") from None
     for warning in caught:
-        console.print(f"[yellow]note:[/] {warning.message}")
+        typer.echo(f"softgrain: note: {' '.join(str(warning.message).split())}", err=True)
     folder = prepare_output_dir(out, overwrite)
-    ds = simulation.run(progress=not quiet)
-    written = outputs.save_run(ds, folder)
+    checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
+    written = _RecordingWriter()
+    ds = checkpoint.run_to_end(simulation, folder, checkpoint_every, progress=not quiet,
+                               write_outputs=written, keep_checkpoints=keep_checkpoints)
+    _report_run(console, simulation, ds, written.paths)
+
+
+class _RecordingWriter:
+    """``softgrain.outputs.save_run`` that remembers the paths it wrote (for the report)."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, Path] = {}
+
+    def __call__(self, ds, folder) -> None:
+        from softgrain import outputs
+
+        self.paths.update(outputs.save_run(ds, folder))
+
+
+def _report_run(console, simulation, ds, written: dict[str, Path]) -> None:
+    from softgrain import analysis
+
     summary = analysis.summary(ds)
-    console.print(f"{config.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
+    console.print(f"{simulation.config.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
                   f"in {simulation.wall_time_s:.1f} s")
     for time_s, *fractions in zip(summary["times_s"], *(summary["fractions"][o] for o in summary["fractions"])):
         text = ", ".join(f"({o}) {f:.1%}" for o, f in zip(summary["fractions"], fractions))
         console.print(f"  t = {time_s:g} s: {text}")
     for path in written.values():
         console.print(f"  wrote {path}")
+
+
+@app.command("resume")
+def resume_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="output folder of an interrupted run"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Continue an interrupted run from the newest good checkpoint in DIR and finish it.
+
+    Writes the same outputs as `softgrain run`; the result is bit-identical to an uninterrupted
+    run. A corrupt or truncated checkpoint is skipped in favour of the previous one.
+    """
+    import warnings
+
+    from rich.console import Console
+
+    from softgrain import checkpoint
+
+    console = Console(stderr=True)
+    written = _RecordingWriter()
+    from softgrain.phasefield.solver import SubsteppingWarning
+
+    with warnings.catch_warnings():
+        # The sub-stepping note was shown when the run started.
+        warnings.simplefilter("ignore", SubsteppingWarning)
+        simulation, ds = checkpoint.resume(folder, progress=not quiet, write_outputs=written)
+    _report_run(console, simulation, ds, written.paths)
+
+
+class _OneLineHandler(logging.Handler):
+    """Library warnings as single ``softgrain: warning: …`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        typer.echo(f"softgrain: {level}: {' '.join(self.format(record).split())}", err=True)
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("softgrain")
+    if not any(isinstance(h, _OneLineHandler) for h in logger.handlers):
+        logger.addHandler(_OneLineHandler(logging.WARNING))
+        logger.setLevel(logging.INFO)
 
 
 @app.command("compare-experiments")
@@ -503,9 +582,40 @@ def show_command(
 
 
 def main() -> None:
-    """Entry point of the console script: user errors → exit code 2 with one line."""
+    """Entry point of the console script.
+
+    User errors → exit code 2 with one line; a run that stopped part-way (NaN, disk error) →
+    exit code 1, after Ctrl-C/SIGTERM → 130, with one line saying where it stopped.
+    """
+    try:  # Typer ≥ 0.20 vendors Click as typer._click; older Typer uses Click itself.
+        from typer._click import exceptions as click_exceptions
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import exceptions as click_exceptions
+
+    from softgrain.errors import SimulationError
+
+    _configure_logging()
     try:
-        app()
+        # Not standalone: Click's usage errors come back here to be reported in one line too.
+        code = app(standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        if isinstance(exc, getattr(click_exceptions, "NoArgsIsHelpError", ())):
+            exc.show()  # bare `softgrain`: the help text
+            sys.exit(2)
+        command = exc.ctx.command_path if exc.ctx is not None else "softgrain"
+        typer.echo(f"softgrain: error: {' '.join(exc.format_message().split())} "
+                   f"(see: {command} --help)", err=True)
+        sys.exit(2)
+    except click_exceptions.ClickException as exc:
+        typer.echo(f"softgrain: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("softgrain: error: interrupted", err=True)
+        sys.exit(130)
     except UserInputError as exc:
         typer.echo(f"softgrain: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
+    except SimulationError as exc:
+        typer.echo(f"softgrain: error: {' '.join(str(exc).split())}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))
+    sys.exit(code if isinstance(code, int) else 0)

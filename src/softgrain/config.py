@@ -19,12 +19,16 @@ names the file and the key. Defaults of the numerical set-up come from ``data/ph
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from softgrain.conditions import lattice_strain, substrate_bulk_modulus
@@ -40,7 +44,20 @@ def _default(section: str, key: str):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # inf/nan are refused: they pass "> 0" checks but make no sense as a size, time or constant.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class KeyedValueError(ValueError):
+    """A check across several keys failed; ``key`` names the dotted key to report.
+
+    Pydantic gives model-level validators no location, so they raise this to name the key
+    (relative to the model being validated) in :func:`validate_config`'s message.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class MaterialConfig(_Strict):
@@ -151,7 +168,8 @@ class LandauConfig(_Strict):
     @model_validator(mode="after")
     def _stable_grains(self) -> "LandauConfig":
         if self.gamma <= self.alpha / 2:
-            raise ValueError(f"gamma must exceed alpha/2 = {self.alpha / 2} for stable grains")
+            raise KeyedValueError("gamma", f"= {self.gamma!r} makes grains unstable; allowed: "
+                                  f"landau.gamma > landau.alpha/2 = {self.alpha / 2}")
         return self
 
 
@@ -229,8 +247,8 @@ class SimulationConfig(_Strict):
         explicit = material.get("strain")
         if explicit is not None and (isinstance(explicit, bool) or not isinstance(explicit, (int, float))
                                      or abs(explicit - strained.strain) > 1e-12):
-            raise ValueError(
-                f"material.strain = {explicit!r} conflicts with [conditions] (stack_pressure_MPa = "
+            raise KeyedValueError(
+                "material.strain", f"= {explicit!r} conflicts with [conditions] (stack_pressure_MPa = "
                 f"{conditions.stack_pressure_MPa:g}, substrate = {conditions.substrate!r} → strain "
                 f"{strained.strain:+.4g}); give either material.strain or [conditions], not both")
         return {**data, "material": {**material, "strain": strained.strain}}
@@ -239,11 +257,15 @@ class SimulationConfig(_Strict):
     def _consistent(self) -> "SimulationConfig":
         bottom_cells = self.grid.nx * self.nucleation.rows
         if self.nucleation.count > bottom_cells:
-            raise ValueError(
-                f"nucleation.count = {self.nucleation.count} exceeds the {bottom_cells} cells of the "
-                f"bottom {self.nucleation.rows} row(s) (nx = {self.grid.nx}); allowed: 1–{bottom_cells}")
+            raise KeyedValueError(
+                "nucleation.count", f"= {self.nucleation.count} exceeds the {bottom_cells} cells of the "
+                f"bottom {self.nucleation.rows} row(s) (grid.nx = {self.grid.nx}); "
+                f"allowed: 1 ≤ nucleation.count ≤ {bottom_cells}")
         if self.nucleation.rows + self.nucleation.radius_cells >= self.grid.ny:
-            raise ValueError(f"nucleation.rows + radius_cells must stay below grid.ny = {self.grid.ny}")
+            raise KeyedValueError(
+                "nucleation.rows", f"= {self.nucleation.rows}: nucleation.rows + nucleation.radius_cells "
+                f"= {self.nucleation.rows + self.nucleation.radius_cells:g} reaches grid.ny = {self.grid.ny}; "
+                f"allowed: nucleation.rows + nucleation.radius_cells < {self.grid.ny}")
         return self
 
     def to_json(self) -> str:
@@ -323,30 +345,147 @@ def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, 
         if not isinstance(base, str):
             raise ConfigError(f"{path}: key 'base' must be a preset name or path, got {base!r}")
         base_source = base if base in preset_names() else path.parent / base
-        base_data, _ = _resolve(base_source, seen + (str(path),))
+        try:
+            base_data, _ = _resolve(base_source, seen + (str(path),))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: base = {base!r}: {exc}") from None
         data = _deep_merge(base_data, data)
     data.setdefault("name", name)
     return data, str(path)
 
 
 def validate_config(data: Mapping[str, Any], source: str = "<config>") -> SimulationConfig:
-    """Validate raw configuration data, raising :class:`ConfigError` naming the key."""
+    """Validate raw configuration data, raising :class:`ConfigError` naming the key.
+
+    The message is one line: ``<source>: <key> = <value>: <problem>; allowed: <range>``, e.g.
+    ``li-solid.toml: grid.nx = -1: out of range; allowed: an integer, 4 ≤ grid.nx ≤ 100000``.
+    Unknown keys list the known keys of their section (closest match first).
+    """
     try:
         return SimulationConfig.model_validate(dict(data))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        message = first["msg"]
-        if not first["loc"] and message.startswith("Value error, "):
-            # Whole-model checks name their keys in the message itself.
-            message, key = message.removeprefix("Value error, "), "configuration"
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif "ctx" in first and first["type"] in {"greater_than", "greater_than_equal", "less_than",
-                                                   "less_than_equal"}:
-            message = f"{message} (got {first.get('input')!r})"
-        more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(f"{source}: {key}: {message}{more}") from None
+        errors = exc.errors()
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {_describe_error(errors[0])}{more}") from None
+
+
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe_error(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``<key> = <value>: <problem>; allowed: <range>``."""
+    loc = [part for part in error["loc"] if part != "[key]"]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        key = ".".join(str(p) for p in loc + [cause.key])
+        return f"{key} {cause}"
+    key = _dotted(loc) or "(top level)"
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{key}: unknown key; {hint}known keys here: {', '.join(known)}"
+    message = str(error["msg"])
+    if error["loc"] and error["loc"][-1] == "[key]":
+        expected = (error.get("ctx") or {}).get("expected")
+        return (f"{key}: {_short_repr(loc[-1])} is not a valid key here"
+                + (f"; allowed keys: {expected}" if expected else f" ({message})"))
+    if kind == "value_error":
+        # The schema's own validators already say what is allowed.
+        return f"{key} = {_short_repr(value)}: {message.removeprefix('Value error, ')}"
+    allowed = _allowed(loc)
+    if kind in _RANGE_ERRORS:
+        message = "out of range"
+    elif kind == "literal_error":
+        message = "not a permitted value"
+        allowed = allowed or f"{error['ctx']['expected']}"
+    else:
+        message = message[0].lower() + message[1:] if message else kind
+    suffix = f"; allowed: {allowed}" if allowed else ""
+    return f"{key} = {_short_repr(value)}: {message}{suffix}"
+
+
+def _dotted(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _field_at(loc: list[Any]):
+    """The pydantic field at ``loc`` (None if the location is not a schema field)."""
+    model, field = SimulationConfig, None
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        model = _model_in(field.annotation)
+    return field
+
+
+def _model_in(annotation: Any):
+    """The BaseModel class inside ``X`` or ``X | None``, else the annotation itself."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
+
+
+def _known_keys(loc: list[Any]) -> list[str]:
+    model = _model_in(_field_at(loc).annotation) if loc else SimulationConfig
+    if loc and _field_at(loc) is None:
+        return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    extra = ["base"] if not loc else []
+    return sorted(list(model.model_fields) + extra)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _allowed(loc: list[Any]) -> str:
+    """Type and range of the field at ``loc``, e.g. ``an integer, 4 ≤ grid.nx ≤ 100000``."""
+    field = _field_at(loc)
+    if field is None:
+        return ""
+    key = _dotted(loc)
+    annotation = field.annotation
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is Literal:
+        kind = "one of " + ", ".join(repr(a) for a in args)
+    elif annotation in _TYPE_NAMES:
+        kind = _TYPE_NAMES[annotation]
+    elif origin in (typing.Union, types.UnionType) and len(args) == 1 and args[0] in _TYPE_NAMES:
+        kind = f"{_TYPE_NAMES[args[0]]} (or leave it out)"
+    elif origin is list:
+        kind = "a list"
+    elif origin is dict:
+        kind = "a table"
+    elif isinstance(_model_in(annotation), type) and issubclass(_model_in(annotation), BaseModel):
+        kind = f"a [{key}] table"
+    else:
+        kind = ""
+    low = high = ""
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            low = f"{bound.ge} ≤ "
+        elif isinstance(bound, annotated_types.Gt):
+            low = f"{bound.gt} < "
+        elif isinstance(bound, annotated_types.Le):
+            high = f" ≤ {bound.le}"
+        elif isinstance(bound, annotated_types.Lt):
+            high = f" < {bound.lt}"
+    span = f"{low}{key}{high}" if (low or high) else ""
+    return ", ".join(part for part in (kind, span) if part)
 
 
 def load_config(source: str | Path, overrides: Mapping[str, Any] | None = None) -> SimulationConfig:
@@ -363,12 +502,27 @@ def load_config(source: str | Path, overrides: Mapping[str, Any] | None = None) 
         _set_dotted(_ensure_parent(data, dotted), dotted, value)
     config = validate_config(data, source=path)
     # Fail early on strains outside the data (clear message instead of a failure mid-run).
-    config.material.surface_energies()
+    try:
+        config.material.surface_energies()
+    except UserInputError as exc:
+        metal = load_metal(config.material.metal)
+        low, high = metal.strain_range
+        if low - 1e-12 <= config.material.strain <= high + 1e-12:
+            raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(
+            f"{path}: material.strain = {config.material.strain:+.4g}: no surface-energy data for "
+            f"{metal.symbol} at this strain ({Path(metal.source_file).name}); allowed: "
+            f"{low:+.3f} ≤ material.strain ≤ {high:+.3f}, or give all three "
+            "material.surface_energy_J_m2") from None
     return config
 
 
 def _ensure_parent(data: dict[str, Any], dotted: str) -> dict[str, Any]:
     node = data
-    for part in dotted.split(".")[:-1]:
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {'.'.join(parts[:depth + 1])} is a value, not a "
+                              "section; it has no key " + repr(parts[depth + 1]))
     return data

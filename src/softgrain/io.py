@@ -84,13 +84,22 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
     return target
 
 
-def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Create ``path`` for a run's outputs; refuse a non-empty folder unless ``overwrite``."""
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Raise :class:`UserInputError` if ``path`` cannot take a run's outputs; create nothing.
+
+    Lets a command refuse a bad ``--out`` before any work (and before creating the folder).
+    """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise UserInputError(f"--out {folder}: exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise UserInputError(
             f"--out {folder}: folder exists and is not empty; choose another or pass --overwrite")
+    return folder
+
+
+def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Create ``path`` for a run's outputs; refuse a non-empty folder unless ``overwrite``."""
+    folder = check_output_dir(path, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     return folder

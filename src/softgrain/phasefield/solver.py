@@ -7,7 +7,7 @@ loop costs nothing measurable.
 
 from __future__ import annotations
 
-import platform
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-import softgrain
-from softgrain.config import SimulationConfig
+from softgrain import provenance
+from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ConfigError, SimulationError, StabilityError
 from softgrain.materials import ORIENTATIONS
 from softgrain.parameters import (MappingConstants, OrientationParameters, map_orientations,
@@ -94,7 +94,8 @@ class Simulation:
             message = (f"Δt = {cfg.run.dt_s} s exceeds the explicit-Euler stability limit "
                        f"{self.stability_limit_s:.4g} s (max L_q·κ_q = {(self.mobility * self.kappa).max():.3g})")
             if cfg.run.substeps == "refuse":
-                raise StabilityError(f"{message}; set run.dt_s ≤ {0.9 * self.stability_limit_s:.4g} "
+                raise StabilityError(f"run.dt_s = {cfg.run.dt_s}: {message} and run.substeps = 'refuse'; "
+                                     f"allowed: run.dt_s ≤ {0.9 * self.stability_limit_s:.4g}, "
                                      "or run.substeps = 'auto'")
             warnings.warn(f"{message}: taking {self.substeps} sub-steps of "
                           f"{cfg.run.dt_s / self.substeps:.4g} s per step", SubsteppingWarning,
@@ -107,6 +108,9 @@ class Simulation:
         wanted = [t for t in cfg.run.snapshot_times_s if t <= cfg.run.end_time_s + 1e-12]
         self.snapshot_steps = sorted({int(round(t / cfg.run.dt_s)) for t in wanted} | {self.total_steps})
         self.wall_time_s = 0.0
+        self.started_at = provenance.utc_now()
+        self.finished_at: str | None = None
+        self.resumed_at: list[str] = []
 
     @property
     def n_grains(self) -> int:
@@ -169,6 +173,107 @@ class Simulation:
                     time_s=self.time_s, step=self.step, active_rows=self.active_rows(),
                     labels=self.field.labels(self.active_rows()), free_energy=self.free_energy()))
         self.wall_time_s += time.perf_counter() - started
+        if self.finished and self.finished_at is None:
+            self.finished_at = provenance.utc_now()
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has reached ``run.end_time_s``."""
+        return self.step >= self.total_steps
+
+    def state_dict(self) -> dict[str, object]:
+        """Everything needed to continue this run bit-identically (see :meth:`from_state`).
+
+        Returns
+        -------
+        dict
+            NumPy arrays and scalars only: the configuration (JSON), the step, the nucleation
+            (labels and grain orientations; the seed is in the configuration, and the random
+            generator is used only for nucleation), the snapshots so far, the accumulated wall
+            time and timestamps, and the field state — ``field_phi`` for the dense kernel,
+            ``field_index``/``field_value`` plus the overflow policy for the sparse kernel. The
+            sparse kernel's change flags are not saved: they only let it skip cells whose update
+            would reproduce their current value exactly, so a restored field that recomputes
+            every cell once continues bit-identically.
+        """
+        snaps = self.snapshots
+        ny, nx = self.config.grid.ny, self.config.grid.nx
+        state: dict[str, object] = {
+            "config_json": self.config.to_json(),
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "substeps": self.substeps,
+            "custom_initial_labels": self.initial_labels is not None,
+            "nucleation_labels": self.nucleation.labels,
+            "nucleation_grain_orientation": self.nucleation.grain_orientation,
+            "nucleation_filled_rows": self.nucleation.filled_rows,
+            "snapshot_time_s": np.array([s.time_s for s in snaps], dtype=np.float64),
+            "snapshot_step": np.array([s.step for s in snaps], dtype=np.int64),
+            "snapshot_active_rows": np.array([s.active_rows for s in snaps], dtype=np.int64),
+            "snapshot_free_energy": np.array([s.free_energy for s in snaps], dtype=np.float64),
+            "snapshot_labels": (np.stack([s.labels for s in snaps]) if snaps
+                                else np.zeros((0, ny, nx), dtype=np.int32)),
+            "wall_time_s": self.wall_time_s,
+            "started_at": self.started_at,
+            "resumed_at_json": json.dumps(self.resumed_at),
+        }
+        if isinstance(self.field, DenseField):
+            state.update(field_kind="dense", field_phi=self.field.phi)
+        else:
+            state.update(field_kind="sparse", field_index=np.asarray(self.field.index),
+                         field_value=np.asarray(self.field.value),
+                         field_on_overflow=self.field.on_overflow,
+                         field_max_capacity=self.field.max_capacity,
+                         field_stats_json=json.dumps(self.field.stats))
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "Simulation":
+        """Rebuild a run from :meth:`state_dict` so that it continues bit-identically.
+
+        Raises
+        ------
+        ConfigError
+            If the state does not fit the code that reads it (e.g. nucleation or sub-stepping
+            differ, because the code changed between saving and resuming).
+        """
+        config = validate_config(json.loads(str(state["config_json"])), source="checkpoint")
+        custom = bool(state["custom_initial_labels"])
+        labels = np.asarray(state["nucleation_labels"])
+        orientation = np.asarray(state["nucleation_grain_orientation"])
+        sim = cls(config, initial_labels=labels if custom else None,
+                  grain_orientation=[ORIENTATIONS[i] for i in orientation] if custom else None)
+        if not (np.array_equal(sim.nucleation.labels, labels)
+                and np.array_equal(sim.nucleation.grain_orientation, orientation)):
+            raise ConfigError("checkpoint: the nucleation recomputed from run.seed differs from the "
+                              "saved one (was softgrain changed since the checkpoint was written?)")
+        if sim.substeps != int(state["substeps"]) or sim.total_steps != int(state["total_steps"]):
+            raise ConfigError(f"checkpoint: sub-steps/total steps {state['substeps']}/{state['total_steps']} "
+                              f"saved, {sim.substeps}/{sim.total_steps} recomputed")
+        kind = str(state["field_kind"])
+        if kind != config.numerics.kernel:
+            raise ConfigError(f"checkpoint: field kind {kind!r} does not match numerics.kernel "
+                              f"{config.numerics.kernel!r}")
+        if kind == "dense":
+            sim.field = DenseField(np.array(state["field_phi"], dtype=np.float64))
+        else:
+            from softgrain.phasefield.sparse import SparseField
+
+            sim.field = SparseField(np.asarray(state["field_index"]), np.asarray(state["field_value"]),
+                                    on_overflow=str(state["field_on_overflow"]),
+                                    max_capacity=int(state["field_max_capacity"]))
+            sim.field.stats = json.loads(str(state["field_stats_json"]))
+        sim.step = int(state["step"])
+        sim.snapshots = [
+            Snapshot(time_s=float(t), step=int(s), active_rows=int(a), labels=np.array(lab),
+                     free_energy=float(f))
+            for t, s, a, lab, f in zip(state["snapshot_time_s"], state["snapshot_step"],
+                                       state["snapshot_active_rows"], state["snapshot_labels"],
+                                       state["snapshot_free_energy"])]
+        sim.wall_time_s = float(state["wall_time_s"])
+        sim.started_at = str(state["started_at"])
+        sim.resumed_at = json.loads(str(state["resumed_at_json"])) + [provenance.utc_now()]
+        return sim
 
     def run(self, progress: bool = False) -> xr.Dataset:
         """Run to ``run.end_time_s`` and return the result dataset."""
@@ -254,9 +359,13 @@ def build_dataset(sim: Simulation) -> xr.Dataset:
             "substeps": sim.substeps,
             "front_rows_per_step": sim.front.rows_per_step,
             "wall_time_s": sim.wall_time_s,
-            "softgrain_version": softgrain.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
+            "started_at": sim.started_at,
+            "finished_at": sim.finished_at or "",
+            "resumed_at": ", ".join(sim.resumed_at),
+            "status": "complete" if sim.finished else "incomplete",
+            "last_step": sim.step,
+            "last_time_s": sim.time_s,
+            **provenance.environment(),
         },
     )
     ds["orientation_surface_energy"] = (("orientation",), params.surface_energy_J_m2,
