@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -288,6 +289,9 @@ def test_atomic_path_crashing_half_way_keeps_the_previous_file(tmp_path):
     """What every writer (JSON, figures, NetCDF, checkpoints) relies on."""
     target = tmp_path / "summary.json"
     io.write_json(target, {"ok": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask   # not mkstemp's owner-only mode
     with pytest.raises(OSError, match="I/O error"):
         with io.atomic_path(target) as tmp:
             tmp.write_text('{"ok": 2, "trunc')
