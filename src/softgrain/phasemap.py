@@ -26,9 +26,11 @@ By construction E_s(101) − E_s(001) = A exactly, so the theory's ΔΓ_surface 
 Axis sampling
 -------------
 The anisotropy axis is sampled quadratically by default (A₀ + (A_max − A₀)·s², s evenly spaced in
-[0, 1]), because the phase-field model switches from (101) to (001) already at A ≈ 0.01–0.02 J/m²
-(MODEL.md §6: κ_q = κ1·exp(κ2·E_s/E0) amplifies small surface-energy differences), i.e. within
-the first ~15 % of the range; ``spacing="linear"`` samples evenly.
+[0, 1]): κ_q = κ1·exp(κ2·E_s/E0) amplifies small surface-energy differences, and a probe
+implementation of the model (MODEL.md §6) switched from (101) to (001) already at
+A ≈ 0.01–0.02 J/m², within the first ~15 % of the range, so points are concentrated there.
+Where the switch lies in this engine is what the map measures; ``spacing="linear"`` samples
+evenly.
 
 Classification
 --------------
