@@ -108,6 +108,9 @@ def get_num_threads() -> int:
 # ----------------------------------------------------------------------------------------------
 
 _EMPTY_KEY = np.uint32(0xFFFFFFFF)
+_U = np.uint64
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
 
 
 @njit(cache=True, inline="always")
@@ -130,7 +133,7 @@ def _updated(phi, nb, sumsq, dtmob, kap, alpha, beta, two_gamma, wgt, h2):
 def _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, g, new):
     err_code[j] = _NONFINITE
     err_col[j] = i
-    err_grain[j] = g
+    err_grain[j] = np.int64(g)
     err_value[j] = new
 
 
@@ -149,7 +152,7 @@ def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, 
     neighbours are visited by a five-way merge in increasing grain order: the work is linear in
     the number of occupied slots, and Σ_p φ_p² is summed in the same order as the dense reference.
     """
-    K = S - 1
+    Ku = _U(S - 1)
     jd = j - 1 if j > 0 else j                   # zero flux at the substrate: ghost = self
     ju = j + 1 if j < active_rows - 1 else j     # zero flux at the front: ghost = self
     if not force and rowchg[r, jd] == 0 and rowchg[r, j] == 0 and rowchg[r, ju] == 0:
@@ -171,54 +174,63 @@ def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, 
     for i in range(nx):
         il = i - 1 if i > 0 else nx - 1
         ir = i + 1 if i < nx - 1 else 0
-        if not force and (chg[fr + i] | chg[fr + il] | chg[fr + ir] | chg[fru + i]
-                          | chg[frd + i]) == 0:
-            chg[fw + i] = 0
+        if not force and (chg[_U(fr + i)] | chg[_U(fr + il)] | chg[_U(fr + ir)]
+                          | chg[_U(fru + i)] | chg[_U(frd + i)]) == 0:
+            chg[_U(fw + i)] = 0
             continue
         ncomp += 1
-        c0 = (fr + i) * S           # slot offsets: self, x−1, x+1, y+1, y−1, and the output
-        c1 = (fr + il) * S
-        c2 = (fr + ir) * S
-        c3 = (fru + i) * S
-        c4 = (frd + i) * S
-        cw = (fw + i) * S
+        # Slot offsets (unsigned, so that numba emits no negative-index wraparound code): self,
+        # x−1, x+1, y+1, y−1, and the output cell in the write buffer.
+        c0 = _U((fr + i) * S)
+        c1 = _U((fr + il) * S)
+        c2 = _U((fr + ir) * S)
+        c3 = _U((fru + i) * S)
+        c4 = _U((frd + i) * S)
+        cw = _U((fw + i) * S)
         sumsq = 0.0
-        nself = 0
-        while idx[c0 + nself] >= 0:
-            v = val[c0 + nself]
+        p0 = c0
+        while idx[p0] >= 0:
+            v = val[p0]
             sumsq += v * v
-            nself += 1
-        out = 0
+            p0 += _ONE
+        nself = p0 - c0
+        out = _ZERO
         changed = False
         # Fast path: the five cells list the same grains (grain interiors, smooth tails) —
         # the merge reduces to a slot-by-slot sweep.
         uniform = True
-        for k in range(nself + 1):          # up to and including the terminating −1
+        k = _ZERO
+        while True:                       # up to and including the terminating −1
             g = idx[c0 + k]
             if idx[c1 + k] != g or idx[c2 + k] != g or idx[c3 + k] != g or idx[c4 + k] != g:
                 uniform = False
                 break
+            if g < 0:
+                break
+            k += _ONE
         if uniform:
             for k in range(nself):
-                g = idx[c0 + k]
+                u = np.uint32(idx[c0 + k])
                 phi = val[c0 + k]
                 # Neighbour sum in the dense reference's order: (x−1 + x+1) + y+1 + y−1.
                 nb = (val[c1 + k] + val[c2 + k]) + val[c3 + k]
                 nb += val[c4 + k]
-                new = _updated(phi, nb, sumsq, dtmob[g], kap[g], alpha, beta, two_gamma, wgt, h2)
+                new = _updated(phi, nb, sumsq, dtmob[u], kap[u], alpha, beta, two_gamma, wgt, h2)
                 if not np.isfinite(new):
-                    _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, g, new)
+                    _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, u, new)
                     return
                 if new == 0.0 or abs(new) < prune:
                     continue
+                g = np.int32(u)
                 if idx[c0 + out] != g or val[c0 + out] != new:
                     changed = True
                 idx[cw + out] = g
                 val[cw + out] = new
-                out += 1
+                out += _ONE
         else:
             # Five-way merge, branch-free: an empty slot (−1) read as unsigned is the largest
-            # key, so exhausted lists never win the minimum; the sentinel slot ends every list.
+            # key, so exhausted lists never win the minimum; the sentinel slot ends every list
+            # (and keeps every read in bounds).
             p0 = c0
             p1 = c1
             p2 = c2
@@ -233,56 +245,63 @@ def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, 
                 u = min(min(u0, u1), min(min(u2, u3), u4))
                 if u == _EMPTY_KEY:
                     break
-                g = np.int32(u)
                 m0 = u0 == u
                 m1 = u1 == u
                 m2 = u2 == u
                 m3 = u3 == u
                 m4 = u4 == u
-                phi = val[p0] if m0 else 0.0
-                # Neighbour sum in the dense reference's order: (x−1 + x+1) + y+1 + y−1.
-                nb = (val[p1] if m1 else 0.0) + (val[p2] if m2 else 0.0)
-                nb += val[p3] if m3 else 0.0
-                nb += val[p4] if m4 else 0.0
-                p0 += m0
-                p1 += m1
-                p2 += m2
-                p3 += m3
-                p4 += m4
+                # Load unconditionally (in bounds thanks to the sentinel), then select: absent
+                # grains contribute exact zeros, as in the dense reference, whose neighbour sum
+                # order is kept: (x−1 + x+1) + y+1 + y−1.
+                v0 = val[p0]
+                v1 = val[p1]
+                v2 = val[p2]
+                v3 = val[p3]
+                v4 = val[p4]
+                phi = v0 if m0 else 0.0
+                nb = (v1 if m1 else 0.0) + (v2 if m2 else 0.0)
+                nb += v3 if m3 else 0.0
+                nb += v4 if m4 else 0.0
+                p0 += _U(m0)
+                p1 += _U(m1)
+                p2 += _U(m2)
+                p3 += _U(m3)
+                p4 += _U(m4)
                 u0 = np.uint32(idx[p0])
                 u1 = np.uint32(idx[p1])
                 u2 = np.uint32(idx[p2])
                 u3 = np.uint32(idx[p3])
                 u4 = np.uint32(idx[p4])
-                new = _updated(phi, nb, sumsq, dtmob[g], kap[g], alpha, beta, two_gamma, wgt, h2)
+                new = _updated(phi, nb, sumsq, dtmob[u], kap[u], alpha, beta, two_gamma, wgt, h2)
                 if not np.isfinite(new):
-                    _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, g, new)
+                    _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, u, new)
                     return
                 if new == 0.0 or abs(new) < prune:
                     continue
-                if out < K:
+                if out < Ku:
+                    g = np.int32(u)
                     if idx[c0 + out] != g or val[c0 + out] != new:
                         changed = True
                     idx[cw + out] = g
                     val[cw + out] = new
-                out += 1
-        if out > K:
+                out += _ONE
+        if out > Ku:
             err_code[j] = _OVERFLOW
             err_col[j] = i
-            err_need[j] = out
+            err_need[j] = np.int64(out)
             return
         if out != nself:
             changed = True
-        k = out
-        while idx[cw + k] >= 0:     # clear what is left of the old list (stops at the sentinel)
-            idx[cw + k] = -1
-            val[cw + k] = 0.0
-            k += 1
+        p0 = cw + out
+        while idx[p0] >= 0:     # clear what is left of the old list (stops at the sentinel)
+            idx[p0] = -1
+            val[p0] = 0.0
+            p0 += _ONE
         if changed:
-            chg[fw + i] = 1
+            chg[_U(fw + i)] = 1
             row_changed = 1
         else:
-            chg[fw + i] = 0
+            chg[_U(fw + i)] = 0
     rowchg[w, j] = row_changed
     computed[j] += ncomp
 
