@@ -12,6 +12,7 @@ import pytest
 
 from softgrain.errors import SimulationError
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield import sparse
 from softgrain.phasefield.kernels import allen_cahn_step_dense
 from softgrain.phasefield.sparse import CapacityError, SparseField, set_num_threads
 
@@ -248,8 +249,12 @@ def test_skipping_static_cells_is_exact(case):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
-def test_thread_count_does_not_change_the_result(case):
+def test_thread_count_does_not_change_the_result(case, monkeypatch):
     labels, mobility, kappa, dt = case
+    monkeypatch.setattr(sparse, "_MIN_PARALLEL_CELLS", 0)   # use threads even on this small grid
+    parallel = sparse._advance_parallel
+    calls = []
+    monkeypatch.setattr(sparse, "_advance_parallel", lambda *a: calls.append(a[-1]) or parallel(*a))
     results = []
     for threads in (1, 2):
         previous = set_num_threads(threads)
@@ -260,6 +265,7 @@ def test_thread_count_does_not_change_the_result(case):
         finally:
             set_num_threads(previous)
         results.append(field)
+    assert calls and set(calls) == {2}                 # the two-thread run went parallel
     assert np.array_equal(results[0].index, results[1].index)
     assert np.array_equal(results[0].value, results[1].value)
 

@@ -77,6 +77,9 @@ from softgrain.phasefield.energy import Landau
 
 __all__ = ["SparseField", "CapacityError", "set_num_threads", "get_num_threads"]
 
+# Below this many active cells one thread is used whatever the thread setting.
+_MIN_PARALLEL_CELLS = 4096
+
 # Error codes written by the compiled kernel (per row).
 _OK = 0
 _NONFINITE = 1
@@ -452,12 +455,15 @@ class SparseField:
         cell. Use :meth:`edit` to modify the state in place.
     stats : dict
         Counters since construction: ``steps``, ``cell_steps`` (active cells × steps),
-        ``computed_cell_steps`` (cells actually recomputed), ``capacity_growths``.
+        ``computed_cell_steps`` (cells actually recomputed, including the partial step that is
+        repeated after a capacity growth), ``capacity_growths``, ``capacity_shrinks``.
 
     Notes
     -----
-    Two copies of the slot arrays are kept (double buffering), so memory is
-    2 × ny × nx × K × 12 bytes plus one byte per cell of flags (270 MB for 2000 × 700, K = 8).
+    Two copies of the slot arrays are kept (double buffering), each with one sentinel slot per
+    cell, so memory is 2 × ny × nx × (K + 1) × 12 bytes plus two bytes per cell of flags
+    (300 MB for 2000 × 700 with K = 8, 1.1 GB with K = 32). Growing K briefly needs a compact copy
+    of the occupied slots in addition.
     """
 
     def __init__(self, index: np.ndarray, value: np.ndarray, *, on_overflow: str = "grow",
@@ -783,7 +789,8 @@ class SparseField:
             Values with |φ| below this are dropped after each update (0 keeps every non-zero
             value and reproduces the dense scheme).
         threads : int, optional
-            Threads for this call (default: :func:`get_num_threads`).
+            Threads for this call (default: :func:`get_num_threads`); grids with fewer than
+            4096 active cells always run on one thread.
         skip_static : bool
             Skip cells whose neighbourhood did not change in the previous step (exact; default).
             False recomputes every active cell every step — same result, for tests and timing.
@@ -822,6 +829,8 @@ class SparseField:
                   (landau.alpha, landau.beta, landau.gamma, landau.w), mob.copy(), kap.copy())
         n_threads = numba.get_num_threads() if threads is None else max(1, int(threads))
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS, active_rows)
+        if active_rows * nx < _MIN_PARALLEL_CELLS:
+            n_threads = 1           # a parallel launch per step costs more than it saves
 
         self._maybe_shrink()
         done = 0
@@ -847,6 +856,7 @@ class SparseField:
                     numba.set_num_threads(previous)
             else:
                 failed = _advance_serial(*args)
+            del args                # no reference to the buffers may outlive a resize below
             ran = n_steps - done if failed < 0 else failed
             self.stats["steps"] += ran
             self.stats["cell_steps"] += ran * active_rows * nx
