@@ -83,6 +83,17 @@ def test_exact_against_dense_without_pruning(case):
     assert field.stats["steps"] == 1000
 
 
+def test_column_blocks_do_not_change_the_result(case, monkeypatch):
+    labels, mobility, kappa, dt = case
+    phi = deposited_start(labels)
+    field = SparseField.from_dense(phi, capacity=N)
+    monkeypatch.setattr(sparse, "_BLOCK_BYTES", 1)     # 8-column blocks: 5 per row
+    assert sparse._block_width(NX, N + 1) == 8
+    run_dense(phi, mobility, kappa, dt, [(300, 14), (300, 20)])
+    run_sparse(field, mobility, kappa, dt, [(300, 14), (300, 20)], prune_threshold=0.0)
+    assert np.abs(field.to_dense(N) - phi).max() <= 1e-10
+
+
 def test_default_pruning_stays_close_to_dense(case):
     labels, mobility, kappa, dt = case
     phi = deposited_start(labels)

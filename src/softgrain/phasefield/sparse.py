@@ -79,6 +79,14 @@ __all__ = ["SparseField", "CapacityError", "set_num_threads", "get_num_threads"]
 
 # Below this many active cells one thread is used whatever the thread setting.
 _MIN_PARALLEL_CELLS = 4096
+# The kernel sweeps column blocks whose three rows (the stencil's reach) take about this much
+# memory, so that rows j−1 … j+1 are still in cache when row j is updated, also on wide grids.
+_BLOCK_BYTES = 262144
+
+
+def _block_width(nx: int, slots: int) -> int:
+    """Columns per block for cells of ``slots`` slots (12 bytes each)."""
+    return int(min(nx, max(8, _BLOCK_BYTES // (3 * slots * 12))))
 
 # Error codes written by the compiled kernel (per row).
 _OK = 0
@@ -141,10 +149,13 @@ def _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, g, new):
 
 
 @njit(cache=True)
-def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, kap, alpha,
-                 beta, gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
-                 err_value, computed):
-    """Update row ``j``: read buffer ``r``, write buffer ``w``; errors are recorded per row.
+def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, active_rows, dtmob, kap,
+                 alpha, beta, gamma, wgt, h2, prune, force, err_code, err_col, err_grain,
+                 err_need, err_value, computed):
+    """Update columns i0 … i1−1 of row ``j``: read buffer ``r``, write buffer ``w``.
+
+    Errors are recorded per row. The columns of a row are processed in blocks, in increasing
+    order and by one thread; the block starting at column 0 resets the row's change summary.
 
     ``idx``/``val`` are the flattened (2, ny, nx, S) slot arrays, S = K + 1: the last slot of
     every cell is a permanent empty sentinel, so a cell's slot list always ends with −1.
@@ -158,14 +169,14 @@ def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, 
     Ku = _U(S - 1)
     jd = j - 1 if j > 0 else j                   # zero flux at the substrate: ghost = self
     ju = j + 1 if j < active_rows - 1 else j     # zero flux at the front: ghost = self
+    if i0 == 0:
+        rowchg[w, j] = 0
     if not force and rowchg[r, jd] == 0 and rowchg[r, j] == 0 and rowchg[r, ju] == 0:
         # Nothing in rows j-1..j+1 changed in the previous step: row j is static, and the write
         # buffer already holds it. Only clear the stale flags of the write buffer.
-        if rowchg[w, j] != 0:
-            fw = (w * ny + j) * nx
-            for i in range(nx):
-                chg[fw + i] = 0
-            rowchg[w, j] = 0
+        fw = (w * ny + j) * nx
+        for i in range(i0, i1):
+            chg[_U(fw + i)] = 0
         return
     two_gamma = 2.0 * gamma
     row_changed = 0
@@ -174,7 +185,7 @@ def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, 
     fru = (r * ny + ju) * nx
     frd = (r * ny + jd) * nx
     fw = (w * ny + j) * nx
-    for i in range(nx):
+    for i in range(i0, i1):
         il = i - 1 if i > 0 else nx - 1
         ir = i + 1 if i < nx - 1 else 0
         if not force and (chg[_U(fr + i)] | chg[_U(fr + il)] | chg[_U(fr + ir)]
@@ -305,7 +316,8 @@ def _process_row(idx, val, chg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, 
             row_changed = 1
         else:
             chg[_U(fw + i)] = 0
-    rowchg[w, j] = row_changed
+    if row_changed:
+        rowchg[w, j] = 1
     computed[j] += ncomp
 
 
@@ -320,8 +332,12 @@ def _first_error(err_code, active_rows):
 @njit(cache=True)
 def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap, alpha, beta,
                     gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
-                    err_value, computed):
-    """Serial driver on the (2, ny, nx, S) arrays; returns the 0-based failing step or −1."""
+                    err_value, computed, width):
+    """Serial driver on the (2, ny, nx, S) arrays; returns the 0-based failing step or −1.
+
+    Column blocks of ``width`` columns outside, rows inside: rows j−1 … j+1 of a block are still
+    in cache when row j is updated, also on wide grids.
+    """
     ny, nx, S = idx.shape[1], idx.shape[2], idx.shape[3]
     fidx = idx.reshape(-1)
     fval = val.reshape(-1)
@@ -329,20 +345,25 @@ def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap
     for s in range(n_steps):
         r = (cur + s) & 1
         w = 1 - r
-        for j in range(active_rows):
-            _process_row(fidx, fval, fchg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob, kap,
-                         alpha, beta, gamma, wgt, h2, prune, force, err_code, err_col, err_grain,
-                         err_need, err_value, computed)
-            if err_code[j] != _OK:
-                return s
+        for i0 in range(0, nx, width):
+            i1 = min(nx, i0 + width)
+            for j in range(active_rows):
+                _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S, active_rows,
+                             dtmob, kap, alpha, beta, gamma, wgt, h2, prune, force, err_code,
+                             err_col, err_grain, err_need, err_value, computed)
+                if err_code[j] != _OK:
+                    return s
     return -1
 
 
 @njit(cache=True, parallel=True)
 def _advance_parallel(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap, alpha, beta,
                       gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
-                      err_value, computed, n_chunks):
-    """Parallel driver: rows interleaved over ``n_chunks`` chunks; returns failing step or −1."""
+                      err_value, computed, width, n_chunks):
+    """Parallel driver: rows interleaved over ``n_chunks`` chunks; returns failing step or −1.
+
+    Every row belongs to one chunk (thread), which processes its column blocks in order.
+    """
     ny, nx, S = idx.shape[1], idx.shape[2], idx.shape[3]
     fidx = idx.reshape(-1)
     fval = val.reshape(-1)
@@ -351,12 +372,19 @@ def _advance_parallel(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, k
         r = (cur + s) & 1
         w = 1 - r
         for t in prange(n_chunks):
-            for j in range(t, active_rows, n_chunks):
-                _process_row(fidx, fval, fchg, rowchg, r, w, j, ny, nx, S, active_rows, dtmob,
-                             kap, alpha, beta, gamma, wgt, h2, prune, force, err_code, err_col,
-                             err_grain, err_need, err_value, computed)
-                if err_code[j] != _OK:
+            failed = False
+            for i0 in range(0, nx, width):
+                if failed:
                     break
+                i1 = min(nx, i0 + width)
+                for j in range(t, active_rows, n_chunks):
+                    _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S,
+                                 active_rows, dtmob, kap, alpha, beta, gamma, wgt, h2, prune,
+                                 force, err_code, err_col, err_grain, err_need, err_value,
+                                 computed)
+                    if err_code[j] != _OK:
+                        failed = True
+                        break
         if _first_error(err_code, active_rows) >= 0:
             return s
     return -1
@@ -846,7 +874,7 @@ class SparseField:
                     active_rows, float(dt) * mob, kap, float(landau.alpha), float(landau.beta),
                     float(landau.gamma), float(landau.w), float(spacing) * float(spacing),
                     float(prune_threshold), not skip_static, err_code, err_col, err_grain,
-                    err_need, err_value, computed)
+                    err_need, err_value, computed, _block_width(nx, self.capacity + 1))
             if n_threads > 1:
                 previous = numba.get_num_threads()
                 numba.set_num_threads(n_threads)
