@@ -157,6 +157,12 @@ class DepositionConfig(_Strict):
                                    description="time for the front to cross the domain (s)")
     front_speed_um_s: float | None = Field(None, gt=0, description=(
         "front speed (µm/s); overrides crossing_time_s when given"))
+    front_boundary: Literal["empty", "zero-flux"] = Field("empty", description=(
+        "what a grain at the deposition front faces: 'empty' — the undeposited space, φ = 0, so "
+        "the grain pays its gradient (surface) energy κ_q there, the paper's 'black space' that "
+        "grains grow into; 'zero-flux' — a closed boundary that costs no gradient energy. The "
+        "paper does not say; 'empty' is what lets the surface energy act on growth (README, "
+        "'Deposition front')"))
 
 
 class LandauConfig(_Strict):

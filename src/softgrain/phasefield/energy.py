@@ -74,11 +74,14 @@ def bulk_driving_force(phi: np.ndarray, landau: Landau) -> np.ndarray:
 
 
 def total_free_energy(phi: np.ndarray, kappa: np.ndarray, landau: Landau,
-                      active_rows: int | None = None, spacing: float = 1.0) -> float:
+                      active_rows: int | None = None, spacing: float = 1.0,
+                      open_front: bool = False) -> float:
     """Discrete free energy F of a dense field ``phi`` (n, ny, nx).
 
-    Only rows ``< active_rows`` belong to the domain (the deposition front); x is periodic and the
-    bottom and the front are zero-flux, matching the kernels' boundary conditions.
+    Only rows ``< active_rows`` belong to the domain (the deposition front); x is periodic, the
+    bottom is zero-flux, and the front is zero-flux or, with ``open_front``, faces empty space
+    (φ = 0), which adds the edge energy κ_q/2 φ_q² of the last deposited row — matching the
+    kernels' boundary conditions.
     """
     ny = phi.shape[1]
     m = ny if active_rows is None else int(active_rows)
@@ -89,4 +92,7 @@ def total_free_energy(phi: np.ndarray, kappa: np.ndarray, landau: Landau,
     dx = a - np.roll(a, -1, axis=2)
     dy = a[:, 1:, :] - a[:, :-1, :]
     gradient = 0.5 * (kap * dx * dx).sum() + 0.5 * (kap * dy * dy).sum()
+    if open_front and m < ny:
+        top = a[:, -1, :]
+        gradient += 0.5 * (kap[:, :, 0] * top * top).sum()
     return float(bulk + gradient)

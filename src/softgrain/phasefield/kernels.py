@@ -5,8 +5,10 @@ One explicit-Euler step of
     ∂φ_q/∂t = −L_q δF/δφ_q,   δF/δφ_q = w ∂f0/∂φ_q − κ_q ∇²φ_q
 
 for every grain q at every active grid point, with second-order central differences:
-periodic in x, zero flux at the substrate (row 0) and at the deposition front (the last active
-row). Rows at and above ``active_rows`` are not yet deposited: they hold φ = 0 and are not updated.
+periodic in x, zero flux at the substrate (row 0) and at the top of the domain. Rows at and above
+``active_rows`` are not yet deposited: they hold φ = 0 and are not updated. The deposition front is
+either open (``open_front=True``: the empty row above reads as φ = 0, so every grain pays its
+gradient energy κ_q towards the undeposited space) or a zero-flux boundary.
 
 This straightforward implementation carries all n order parameters everywhere. It is the
 reference that the compiled sparse kernel (:mod:`softgrain.phasefield.sparse`) must reproduce and
@@ -20,27 +22,30 @@ import numpy as np
 from softgrain.phasefield.energy import Landau, bulk_driving_force
 
 
-def laplacian_dense(a: np.ndarray, spacing: float = 1.0) -> np.ndarray:
-    """5-point Laplacian of ``a`` (n, m, nx): periodic in x, zero flux at both y ends."""
-    up = np.concatenate([a[:, 1:, :], a[:, -1:, :]], axis=1)
+def laplacian_dense(a: np.ndarray, spacing: float = 1.0, empty_above: bool = False) -> np.ndarray:
+    """5-point Laplacian of ``a`` (n, m, nx): periodic in x, zero flux at the bottom; at the top
+    zero flux, or φ = 0 beyond the last row when ``empty_above``."""
+    top = np.zeros_like(a[:, -1:, :]) if empty_above else a[:, -1:, :]
+    up = np.concatenate([a[:, 1:, :], top], axis=1)
     down = np.concatenate([a[:, :1, :], a[:, :-1, :]], axis=1)
     side = np.roll(a, 1, axis=2) + np.roll(a, -1, axis=2)
     return (side + up + down - 4.0 * a) / (spacing * spacing)
 
 
 def variational_derivative_dense(a: np.ndarray, kappa: np.ndarray, landau: Landau,
-                                 spacing: float = 1.0) -> np.ndarray:
+                                 spacing: float = 1.0, empty_above: bool = False) -> np.ndarray:
     """δF/δφ_q = w ∂f0/∂φ_q − κ_q ∇²φ_q on the active block ``a`` (n, m, nx)."""
     kap = np.asarray(kappa, dtype=float)[:, None, None]
-    return bulk_driving_force(a, landau) - kap * laplacian_dense(a, spacing)
+    return bulk_driving_force(a, landau) - kap * laplacian_dense(a, spacing, empty_above)
 
 
 def allen_cahn_step_dense(phi: np.ndarray, mobility: np.ndarray, kappa: np.ndarray,
                           landau: Landau, dt: float, active_rows: int,
-                          spacing: float = 1.0) -> None:
+                          spacing: float = 1.0, open_front: bool = False) -> None:
     """Advance the dense field ``phi`` (n, ny, nx) by one explicit-Euler step, in place."""
     a = phi[:, :active_rows, :]
-    rate = variational_derivative_dense(a, kappa, landau, spacing)
+    empty_above = open_front and active_rows < phi.shape[1]
+    rate = variational_derivative_dense(a, kappa, landau, spacing, empty_above)
     a -= dt * np.asarray(mobility, dtype=float)[:, None, None] * rate
 
 
@@ -69,11 +74,13 @@ class DenseField:
         return DenseField(self.phi.copy())
 
     def advance(self, n_steps: int, dt: float, active_rows: int, mobility: np.ndarray,
-                kappa: np.ndarray, landau: Landau, spacing: float = 1.0, **_: object) -> None:
+                kappa: np.ndarray, landau: Landau, spacing: float = 1.0,
+                open_front: bool = False, **_: object) -> None:
         from softgrain.errors import SimulationError
 
         for step in range(n_steps):
-            allen_cahn_step_dense(self.phi, mobility, kappa, landau, dt, active_rows, spacing)
+            allen_cahn_step_dense(self.phi, mobility, kappa, landau, dt, active_rows, spacing,
+                                  open_front)
             bad = ~np.isfinite(self.phi[:, :active_rows])
             if bad.any():
                 grain, y, x = (int(v[0]) for v in np.nonzero(bad))

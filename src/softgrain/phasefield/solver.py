@@ -135,7 +135,12 @@ class Simulation:
         """Discrete free energy F of the current state (deposited rows only)."""
         phi = self.field.to_dense(self.n_grains)
         return total_free_energy(phi, self.kappa, self.landau, self.active_rows(),
-                                 self.config.grid.laplacian_spacing)
+                                 self.config.grid.laplacian_spacing, self.open_front)
+
+    @property
+    def open_front(self) -> bool:
+        """Whether the deposition front faces empty space (φ = 0) rather than a zero-flux wall."""
+        return self.config.deposition.front_boundary == "empty"
 
     def _next_event(self) -> int:
         candidates = [s for s in self.snapshot_steps if s > self.step]
@@ -160,7 +165,8 @@ class Simulation:
             try:
                 self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.mobility,
                                    self.kappa, self.landau, cfg.grid.laplacian_spacing,
-                                   prune_threshold=cfg.numerics.prune_threshold)
+                                   prune_threshold=cfg.numerics.prune_threshold,
+                                   open_front=self.open_front)
             except SimulationError as exc:
                 raise SimulationError(
                     f"run stopped in the segment starting at step {self.step} (t = {self.time_s:g} s, "

@@ -149,7 +149,7 @@ def _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, g, new):
 
 
 @njit(cache=True)
-def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, active_rows, dtmob, kap,
+def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row, dtmob, kap,
                  alpha, beta, gamma, wgt, h2, prune, force, err_code, err_col, err_grain,
                  err_need, err_value, computed):
     """Update columns i0 … i1−1 of row ``j``: read buffer ``r``, write buffer ``w``.
@@ -168,7 +168,9 @@ def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, active_rows,
     """
     Ku = _U(S - 1)
     jd = j - 1 if j > 0 else j                   # zero flux at the substrate: ghost = self
-    ju = j + 1 if j < active_rows - 1 else j     # zero flux at the front: ghost = self
+    # Zero flux above ``ghost_row`` (the domain top, or the front when it is a closed boundary);
+    # below it the row above may be undeposited: its empty slots read as φ = 0.
+    ju = j + 1 if j < ghost_row else j
     if i0 == 0:
         rowchg[w, j] = 0
     if not force and rowchg[r, jd] == 0 and rowchg[r, j] == 0 and rowchg[r, ju] == 0:
@@ -330,7 +332,7 @@ def _first_error(err_code, active_rows):
 
 
 @njit(cache=True)
-def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap, alpha, beta,
+def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, ghost_row, dtmob, kap, alpha, beta,
                     gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
                     err_value, computed, width):
     """Serial driver on the (2, ny, nx, S) arrays; returns the 0-based failing step or −1.
@@ -348,7 +350,7 @@ def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap
         for i0 in range(0, nx, width):
             i1 = min(nx, i0 + width)
             for j in range(active_rows):
-                _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S, active_rows,
+                _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row,
                              dtmob, kap, alpha, beta, gamma, wgt, h2, prune, force, err_code,
                              err_col, err_grain, err_need, err_value, computed)
                 if err_code[j] != _OK:
@@ -357,7 +359,7 @@ def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap
 
 
 @njit(cache=True, parallel=True)
-def _advance_parallel(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, kap, alpha, beta,
+def _advance_parallel(idx, val, chg, rowchg, cur, n_steps, active_rows, ghost_row, dtmob, kap, alpha, beta,
                       gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
                       err_value, computed, width, n_chunks):
     """Parallel driver: rows interleaved over ``n_chunks`` chunks; returns failing step or −1.
@@ -379,7 +381,7 @@ def _advance_parallel(idx, val, chg, rowchg, cur, n_steps, active_rows, dtmob, k
                 i1 = min(nx, i0 + width)
                 for j in range(t, active_rows, n_chunks):
                     _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S,
-                                 active_rows, dtmob, kap, alpha, beta, gamma, wgt, h2, prune,
+                                 ghost_row, dtmob, kap, alpha, beta, gamma, wgt, h2, prune,
                                  force, err_code, err_col, err_grain, err_need, err_value,
                                  computed)
                     if err_code[j] != _OK:
@@ -795,7 +797,7 @@ class SparseField:
     def advance(self, n_steps: int, dt: float, active_rows: int, mobility: np.ndarray,
                 kappa: np.ndarray, landau: Landau, spacing: float = 1.0,
                 prune_threshold: float = 1e-8, threads: int | None = None,
-                skip_static: bool = True) -> None:
+                skip_static: bool = True, open_front: bool = False) -> None:
         """Take ``n_steps`` explicit-Euler steps of ``dt`` (paper Eq. S12–S13), in place.
 
         Parameters
@@ -806,7 +808,7 @@ class SparseField:
             Time step (the caller is responsible for stability, see
             :func:`softgrain.parameters.stable_time_step`).
         active_rows : int
-            Rows 0 … active_rows−1 are deposited and updated; the last one is a zero-flux front.
+            Rows 0 … active_rows−1 are deposited and updated.
         mobility, kappa : numpy.ndarray
             L_q and κ_q of every grain (length ≥ largest grain index + 1).
         landau : Landau
@@ -822,6 +824,10 @@ class SparseField:
         skip_static : bool
             Skip cells whose neighbourhood did not change in the previous step (exact; default).
             False recomputes every active cell every step — same result, for tests and timing.
+        open_front : bool
+            False: the last active row is a zero-flux boundary. True: the undeposited row above
+            it is empty space (φ = 0 for every grain), so a grain pays its gradient energy κ_q
+            towards it; the top of the domain is always zero-flux.
 
         Raises
         ------
@@ -854,7 +860,8 @@ class SparseField:
         if n_steps == 0 or active_rows == 0:
             return
         params = (float(dt), float(spacing), float(prune_threshold),
-                  (landau.alpha, landau.beta, landau.gamma, landau.w), mob.copy(), kap.copy())
+                  (landau.alpha, landau.beta, landau.gamma, landau.w), mob.copy(), kap.copy(),
+                  bool(open_front))
         n_threads = numba.get_num_threads() if threads is None else max(1, int(threads))
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS, active_rows)
         if active_rows * nx < _MIN_PARALLEL_CELLS:
@@ -871,7 +878,7 @@ class SparseField:
             err_value = np.zeros(ny, dtype=np.float64)
             computed = np.zeros(ny, dtype=np.int64)
             args = (self._idx, self._val, self._chg, self._rowchg, self._cur, n_steps - done,
-                    active_rows, float(dt) * mob, kap, float(landau.alpha), float(landau.beta),
+                    active_rows, ny - 1 if open_front else active_rows - 1, float(dt) * mob, kap, float(landau.alpha), float(landau.beta),
                     float(landau.gamma), float(landau.w), float(spacing) * float(spacing),
                     float(prune_threshold), not skip_static, err_code, err_col, err_grain,
                     err_need, err_value, computed, _block_width(nx, self.capacity + 1))
@@ -910,4 +917,5 @@ class SparseField:
 
 
 def _same_params(a: tuple, b: tuple) -> bool:
-    return (a[:4] == b[:4] and np.array_equal(a[4], b[4]) and np.array_equal(a[5], b[5]))
+    return (a[:4] == b[:4] and np.array_equal(a[4], b[4]) and np.array_equal(a[5], b[5])
+            and a[6:] == b[6:])
