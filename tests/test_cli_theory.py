@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from softgrain import cli
 from softgrain.cli import _expand_greedy, app
+from cli_helpers import invoke_main
 
 runner = CliRunner()
 
@@ -21,13 +21,7 @@ def run(*args: str):
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Call the console entry point ``softgrain.cli:main`` in-process; return (code, out, err)."""
-    monkeypatch.setattr(sys, "argv", ["softgrain", "theory", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, captured.out, captured.err
+    return invoke_main(monkeypatch, capsys, "theory", *args)
 
 
 def test_json_contract():

@@ -10,7 +10,6 @@ created output folder.
 from __future__ import annotations
 
 import math
-import sys
 import tempfile
 import tomllib
 import typing
@@ -22,21 +21,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from softgrain import cli
 from softgrain.config import SimulationConfig
+from cli_helpers import invoke_main
 
 SMALL_DENSE = ["--set", 'numerics.kernel="dense"', "--set", "grid.nx=24", "--set", "grid.ny=12",
                "--set", "nucleation.count=6", "--end-time", "1", "--quiet"]
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Call ``softgrain.cli.main`` with ``args``; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["softgrain", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, captured.out, captured.err
+    return invoke_main(monkeypatch, capsys, *args)
 
 
 def assert_clean_failure(code: int, out: str, err: str, out_dir: Path, *named: str) -> str:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from softgrain import cli
 from softgrain.analysis import mean_confidence_interval
 from softgrain.conditions import lattice_strain
 from softgrain.config import load_config
 from softgrain.experiments import (load_experiments, load_grain_sizes, markdown_table, simulate_ensemble,
                                    theory_verdict)
 from softgrain.materials import LABELS, ORIENTATIONS
+from cli_helpers import invoke_main
 
 TINY = {"grid.nx": 40, "grid.ny": 16, "nucleation.count": 10, "run.end_time_s": 10.0,
         "numerics.kernel": "dense"}
@@ -23,12 +22,7 @@ PRESETS = ("li-solid", "li-solid-80c", "li-solid-lixsi")
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["softgrain", "compare-experiments", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, captured.out, captured.err
+    return invoke_main(monkeypatch, capsys, "compare-experiments", *args)
 
 
 def test_ebsd_numbers_are_the_papers():

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from softgrain import cli, interlayer
+from softgrain import interlayer
 from softgrain.interlayer import (CRITERIA, assess_candidates, family_series, find_material,
                                   interlayer_materials, linear_alloy_modulus, modulus_crossing_x,
                                   modulus_threshold, texture_chain)
 from softgrain.materials import LABELS
+from cli_helpers import invoke_main
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["softgrain", "interlayer", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, captured.out, captured.err
+    return invoke_main(monkeypatch, capsys, "interlayer", *args)
 
 
 def candidate(name: str) -> interlayer.Candidate:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,11 +16,12 @@ import meshio
 import numpy as np
 import pytest
 
-from softgrain import cli, io, outputs, provenance, viewers
+from softgrain import io, outputs, provenance, viewers
 from softgrain.config import load_config, validate_config
 from softgrain.materials import ORIENTATIONS
 from softgrain.phasefield.solver import Simulation
 from softgrain.plots import ORIENTATION_COLOURS
+from cli_helpers import invoke_main
 
 SNAPSHOTS = [1.0, 2.0, 3.0]
 
@@ -40,12 +40,7 @@ def run_folder(tmp_path_factory) -> Path:
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["softgrain", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    code = info.value.code if isinstance(info.value.code, int) else (0 if info.value.code is None else 1)
-    return code, captured.out, captured.err
+    return invoke_main(monkeypatch, capsys, *args)
 
 
 def hex_rgb(colour: str) -> np.ndarray:
