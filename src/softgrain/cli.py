@@ -581,6 +581,38 @@ def show_command(
     console.print(provenance_table)
 
 
+@app.command("bench")
+def bench_command(
+    json_output: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
+    quick: bool = typer.Option(False, "--quick", help="fewer steps: a smoke run with noisy numbers"),
+    no_reference_run: bool = typer.Option(False, "--no-reference-run",
+                                          help="skip the full 40,000-step reference run"),
+    preset: str = typer.Option("li-solid", "--preset", help="preset giving L_q, κ_q and Δt"),
+) -> None:
+    """Measure the kernel on this machine: speed-up over the dense NumPy reference, grain and
+    domain scaling, peak memory, and the full reference run (issue 4 targets)."""
+    from softgrain.benchmark import TARGETS, run_all
+    from softgrain.config import preset_names
+
+    if preset not in preset_names():
+        raise UserInputError(f"--preset {preset!r}: unknown preset; presets: {', '.join(preset_names())}")
+    result = run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="softgrain bench (measured on this machine, one run)")
+    for column in ("measure", "value", "target"):
+        table.add_column(column, justify="right")
+    for key in ("speedup_vs_dense", "reference_run_s", "grain_scaling_750_over_75",
+                "cell_step_ratio_large", "peak_rss_large_MB"):
+        value = result.get(key)
+        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")))
+    Console().print(table)
+
+
 def main() -> None:
     """Entry point of the console script.
 
