@@ -178,6 +178,17 @@ def _cell_property(grain_map, per_grain):
     return out
 
 
+def _grain_boundaries(grain_map):
+    """Cells whose right (periodic) or upper neighbour belongs to another grain."""
+    import numpy as np
+
+    occupied = grain_map >= 0
+    right = (grain_map != np.roll(grain_map, -1, axis=1)) & occupied & np.roll(occupied, -1, axis=1)
+    up = np.zeros_like(right)
+    up[:-1] = (grain_map[:-1] != grain_map[1:]) & occupied[:-1] & occupied[1:]
+    return right | up
+
+
 def plot_grain_maps(ds, times=None):
     """Orientation, surface-energy and diffusion-barrier maps at the snapshot ``times`` (Fig. 2).
 
@@ -218,6 +229,11 @@ def plot_grain_maps(ds, times=None):
                 cmap.set_bad("black")
             im = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=vmin,
                            vmax=vmax if vmax > vmin else vmin + 1e-9, interpolation="nearest")
+            if col == 0:
+                # Grains of one orientation share a colour: draw the boundaries between grains.
+                edges = _grain_boundaries(gmap)
+                ax.imshow(np.ma.masked_where(~edges, edges), origin="lower", extent=extent,
+                          cmap="gray_r", vmin=0, vmax=1, alpha=0.6, interpolation="nearest")
             ax.set_title(f"{title}, t = {t:g} s", fontsize="medium")
             ax.set_xlabel("x (µm)")
             ax.set_ylabel("height (µm)")
