@@ -3,8 +3,8 @@
 Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure` built without
 :mod:`matplotlib.pyplot`, so no GUI backend, global figure registry or display is involved: the
 figures are rendered by the Agg canvas when saved and are safe in headless runs and threads.
-:func:`save_figure` writes a figure atomically (temporary file in the target directory, then
-:func:`os.replace`), so an interrupted run never leaves a truncated image behind.
+:func:`save_figure` checks the path and writes a figure atomically (through
+:func:`softgrain.io.atomic_path`), so an interrupted run never leaves a truncated image behind.
 
 Figures:
 
@@ -14,7 +14,6 @@ Figures:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from softgrain.errors import UserInputError
+from softgrain.io import atomic_path
 from softgrain.materials import Metal, load_metal
 from softgrain.theory import (
     ELECTROLYTE_STRAIN,
@@ -33,11 +33,6 @@ from softgrain.theory import (
     energy_difference,
     resolve_strain,
 )
-
-# mkstemp creates files readable by the owner only; published figures get the usual umask mode.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 
 # Plotting in kJ/m³ keeps the tick labels short; Fig. 3A's terms are ~1e3–1e4 J/m³.
 _J_PER_KJ = 1e3
@@ -131,18 +126,8 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> Pa
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise UserInputError(f"cannot write figure {str(target)!r}: no directory {str(directory)!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=suffix, dpi=dpi)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=suffix, dpi=dpi)
     return target
 
 
