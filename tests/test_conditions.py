@@ -1,4 +1,4 @@
-"""Stack pressure and substrate → lattice strain (softgrain.conditions) and the [conditions] config section."""
+"""Stack pressure and substrate → lattice strain (softgrain.physics.conditions) and the [conditions] config section."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from softgrain import cli
-from softgrain.conditions import (lattice_strain, load_strain_mapping, modulus_factor, pressure_factor,
-                                  substrate_bulk_modulus)
 from softgrain.config import load_config, validate_config
 from softgrain.errors import ConfigError, UserInputError
-from softgrain.materials import LABELS, load_bulk_moduli
+from softgrain.materials.records import LABELS
+from softgrain.materials.substrates import load_bulk_moduli, load_strain_mapping, substrate_bulk_modulus
+from softgrain.physics.conditions import lattice_strain, modulus_factor, pressure_factor
 
 FULL = load_strain_mapping().full_strain.value
 B_LI = load_bulk_moduli()["Li"].value

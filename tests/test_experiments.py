@@ -9,11 +9,12 @@ import pytest
 import xarray as xr
 
 from softgrain.analysis import mean_confidence_interval
-from softgrain.conditions import lattice_strain
+from softgrain.physics.conditions import lattice_strain
 from softgrain.config import load_config
 from softgrain.experiments import (load_experiments, load_grain_sizes, markdown_table, simulate_ensemble,
                                    theory_verdict)
-from softgrain.materials import LABELS, ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
+from softgrain.materials.records import LABELS
 from cli_helpers import invoke_main
 
 TINY = {"grid.nx": 40, "grid.ny": 16, "nucleation.count": 10, "run.end_time_s": 10.0,

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from softgrain import interlayer
-from softgrain.interlayer import (CRITERIA, assess_candidates, family_series, find_material,
-                                  interlayer_materials, linear_alloy_modulus, modulus_crossing_x,
-                                  modulus_threshold, texture_chain)
-from softgrain.materials import LABELS
+from softgrain.materials.records import LABELS
+from softgrain.materials.substrates import (family_series, find_material, interlayer_materials,
+                                            linear_alloy_modulus, modulus_threshold)
+from softgrain.physics import interlayer
+from softgrain.physics.interlayer import CRITERIA, assess_candidates, modulus_crossing_x, texture_chain
 from cli_helpers import invoke_main
 
 

@@ -8,14 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softgrain.materials import (
-    ORIENTATIONS,
-    MaterialDataError,
-    available_metals,
-    load_metal,
-    load_metal_file,
-)
-from softgrain.theory import TheoryParameters
+from softgrain.materials.metals import ORIENTATIONS, available_metals, load_metal, load_metal_file
+from softgrain.materials.records import MaterialDataError
+from softgrain.physics.theory import TheoryParameters
 
 LI_TOML = Path(str(load_metal("Li").source_file))
 

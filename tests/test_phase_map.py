@@ -10,10 +10,11 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from softgrain import phasemap, theory
+from softgrain import phasemap
+from softgrain.physics import theory
 from softgrain.cli import app
 from softgrain.errors import UserInputError
-from softgrain.materials import load_metal
+from softgrain.materials.metals import load_metal
 
 LI = load_metal("Li")
 TINY_SET = ["--set", "grid.nx=40", "--set", "grid.ny=16", "--set", "nucleation.count=10",

@@ -11,7 +11,7 @@ import pytest
 
 from softgrain.analysis import area_fractions
 from softgrain.config import load_config
-from softgrain.materials import ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
 from softgrain.phasefield.solver import Simulation
 
 REDUCED = {"grid.nx": 100, "grid.ny": 30, "nucleation.count": 38, "run.end_time_s": 150.0,

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softgrain import theory
+from softgrain.physics import theory
 from softgrain.errors import UserInputError
-from softgrain.materials import BOLTZMANN_EV_K, ZERO_CELSIUS_K, load_metal
-from softgrain.theory import (
+from softgrain.materials.constants import BOLTZMANN_EV_K, ZERO_CELSIUS_K
+from softgrain.materials.metals import load_metal
+from softgrain.physics.theory import (
     ELECTROLYTE_STRAIN,
     TheoryParameters,
     critical_thickness,

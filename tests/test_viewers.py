@@ -18,7 +18,7 @@ import pytest
 
 from softgrain import io, outputs, provenance, viewers
 from softgrain.config import load_config, validate_config
-from softgrain.materials import ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
 from softgrain.phasefield.solver import Simulation
 from softgrain.plots import ORIENTATION_COLOURS
 from cli_helpers import invoke_main

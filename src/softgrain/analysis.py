@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from softgrain.materials import ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
 
 
 def orientation_map(grain_map: np.ndarray, grain_orientation: np.ndarray) -> np.ndarray:

@@ -133,7 +133,8 @@ def theory_command(
     ),
 ) -> None:
     """Thermodynamic theory (paper Eq. S1–S11, Fig. 3A): ΔΓ_surface, ΔF_strain and ΔU vs temperature."""
-    from softgrain import theory
+    from softgrain.materials.metals import load_metal
+    from softgrain.physics import theory
 
     temps = [_parse_number(t, "temperature") for t in temperature] if temperature else None
     strain_value = _parse_number(strain, "strain") if strain is not None else None
@@ -145,7 +146,7 @@ def theory_command(
                 fail(f"unknown electrolyte {electrolyte!r}; known: {', '.join(theory.ELECTROLYTE_STRAIN)}")
             electrolyte = electrolyte.strip().lower()
         eps = strain_value if strain_value is not None else theory.resolve_strain(electrolyte)
-        data = theory.load_metal(metal)
+        data = load_metal(metal)
         params = theory.TheoryParameters.from_data(data)
         if temps is None:
             temps = theory.default_temperatures_C(data).tolist()
@@ -402,7 +403,8 @@ def interlayer_command(
     set_: List[str] = typer.Option([], "--set", help="override a configuration key of the simulations (repeatable)"),
 ) -> None:
     """Interlayer design (paper Fig. 5A): bulk moduli, the five criteria, modulus → strain → texture."""
-    from softgrain import interlayer
+    from softgrain.physics import interlayer
+    from softgrain.studies.interlayer import simulate_substrates
 
     if not (math.isfinite(stack_pressure) and stack_pressure >= 0):
         fail(f"--stack-pressure {stack_pressure}: must be a non-negative number of MPa")
@@ -410,7 +412,7 @@ def interlayer_command(
     if simulate:
         overrides = _parse_set(set_)
         overrides.update({"conditions.stack_pressure_MPa": stack_pressure, "run.temperature_C": temperature})
-        report["simulated"] = interlayer.simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
+        report["simulated"] = simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
                                                              workers=workers, overrides=overrides)
     if plot is not None:
         from softgrain import plots

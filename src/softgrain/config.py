@@ -31,9 +31,11 @@ from typing import Any, Literal, Mapping
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from softgrain.conditions import lattice_strain, substrate_bulk_modulus
+from softgrain.materials.substrates import substrate_bulk_modulus
+from softgrain.physics.conditions import lattice_strain
 from softgrain.errors import ConfigError, UserInputError
-from softgrain.materials import ORIENTATIONS, available_metals, load_metal, load_phasefield_constants
+from softgrain.materials.constants import load_phasefield_constants
+from softgrain.materials.metals import ORIENTATIONS, available_metals, load_metal
 
 Orientation = Literal["001", "101", "111"]
 

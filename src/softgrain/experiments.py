@@ -34,7 +34,8 @@ import numpy as np
 from softgrain.analysis import mean_confidence_interval
 from softgrain.config import SimulationConfig, load_config
 from softgrain.errors import UserInputError
-from softgrain.materials import LABELS, ORIENTATIONS, MaterialDataError
+from softgrain.materials.metals import ORIENTATIONS
+from softgrain.materials.records import LABELS, MaterialDataError
 
 LIQUID_PRESET = "li-liquid"
 """Preset whose surface grain width is compared with the liquid-cell observation."""
@@ -181,7 +182,7 @@ def theory_verdict(config: SimulationConfig) -> dict[str, Any]:
         ``favoured`` orientation, ``strain``, ``temperature_C`` and ``delta_u_J_m3``: U(o) − U(001)
         per orientation.
     """
-    from softgrain.theory import rank_orientations
+    from softgrain.physics.theory import rank_orientations
 
     ranking = rank_orientations(config.material.metal, config.run.temperature_C, config.material.strain)
     return {

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softgrain.materials import BOLTZMANN_EV_K, ORIENTATIONS, celsius_to_kelvin, load_phasefield_constants
+from softgrain.materials.constants import BOLTZMANN_EV_K, celsius_to_kelvin, load_phasefield_constants
+from softgrain.materials.metals import ORIENTATIONS
 from softgrain.phasefield.energy import Landau
 
 

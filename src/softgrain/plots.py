@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 
 from softgrain.errors import UserInputError
 from softgrain.io import atomic_path
-from softgrain.materials import Metal, load_metal
-from softgrain.theory import (
+from softgrain.materials.metals import Metal, load_metal
+from softgrain.physics.theory import (
     ELECTROLYTE_STRAIN,
     FIG3A_PAIR,
     TheoryParameters,
@@ -141,7 +141,7 @@ def orientation_cmap():
     """Colormap for orientation-index maps: −1 (no grain) black, then (001), (101), (111)."""
     from matplotlib.colors import ListedColormap
 
-    from softgrain.materials import ORIENTATIONS
+    from softgrain.materials.metals import ORIENTATIONS
 
     return ListedColormap(["black"] + [ORIENTATION_COLOURS[o] for o in ORIENTATIONS])
 
@@ -279,7 +279,7 @@ def plot_interlayer_moduli(report: Mapping[str, Any] | None = None) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    from softgrain.interlayer import interlayer_report
+    from softgrain.physics.interlayer import interlayer_report
 
     data = report if report is not None else interlayer_report()
     materials = data["materials"]

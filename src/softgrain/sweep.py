@@ -109,7 +109,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Str
 import softgrain
 from softgrain.config import SimulationConfig, _deep_merge, load_config, validate_config
 from softgrain.errors import ConfigError, UserInputError
-from softgrain.materials import ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
 
 TASK_PENDING, TASK_OK, TASK_FAILED = 0, 1, 2
 """Values of the store's ``status`` variable."""

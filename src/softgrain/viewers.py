@@ -26,7 +26,7 @@ import xarray as xr
 
 from softgrain import io
 from softgrain.errors import UserInputError
-from softgrain.materials import ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
 
 logger = logging.getLogger(__name__)
 

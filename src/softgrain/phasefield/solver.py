@@ -19,7 +19,7 @@ import xarray as xr
 from softgrain import provenance
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ConfigError, SimulationError, StabilityError
-from softgrain.materials import ORIENTATIONS
+from softgrain.materials.metals import ORIENTATIONS
 from softgrain.parameters import (MappingConstants, OrientationParameters, map_orientations,
                                   stable_time_step, substeps_for)
 from softgrain.phasefield.deposition import DepositionFront

@@ -24,7 +24,7 @@ with :math:`\\Delta U_{12} < 0` meaning grain 1 is favoured. The pieces:
 * Eq. S11 — :math:`D_i = D_0 \\exp(-E_{a,i} / (k_B T))` (:func:`diffusivity`).
 
 All energy densities are in J/m³. Surface energies depend on the biaxial lattice strain of the
-film (interpolated by :class:`softgrain.materials.Metal`); the electrolyte selects that strain
+film (interpolated by :class:`softgrain.materials.metals.Metal`); the electrolyte selects that strain
 through :data:`ELECTROLYTE_STRAIN`, and any strain inside the tabulated range may be given
 directly instead. The functions are NumPy-vectorised over temperature.
 """
@@ -34,30 +34,48 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
 
 from softgrain.errors import UserInputError
-from softgrain.materials import (
-    BOLTZMANN_EV_K,
-    ZERO_CELSIUS_K,
-    MaterialDataError,
-    Metal,
-    load_metal,
-)
+from softgrain.materials.constants import BOLTZMANN_EV_K, ZERO_CELSIUS_K
+from softgrain.materials.metals import Metal, load_metal
+from softgrain.materials.records import MaterialDataError
+from softgrain.materials.substrates import load_strain_mapping
 
-ELECTROLYTE_STRAIN: Mapping[str, float] = MappingProxyType({
-    # Liquid cells run at stack pressures of ~100s of kPa, which leave Li essentially unstrained
-    # (paper, "Grain selection" section and Fig. S3; MODEL.md §1: "unstrained surface energies").
-    "liquid": 0.0,
-    # Solid-electrolyte cells need stack pressures > 10 MPa, which put Li under ~3 % biaxial
-    # compression (paper, Fig. 2 / Fig. 3A discussion; MODEL.md §1 and §2 case table).
-    "solid": -0.03,
-})
-"""Biaxial lattice strain of the deposit (negative = compression) implied by each electrolyte.
+
+class _ElectrolyteStrain(Mapping[str, float]):
+    """Electrolyte name → biaxial lattice strain of the deposit; read from the data when used."""
+
+    _NAMES = ("liquid", "solid")
+
+    def __getitem__(self, name: str) -> float:
+        if name == "liquid":
+            # Liquid cells run at stack pressures of ~100s of kPa, below Li's yield strength,
+            # which leaves Li unstrained (paper, "Grain selection" and Fig. S3; MODEL.md §1).
+            return 0.0
+        if name == "solid":
+            # Solid-electrolyte cells put Li under ~3 % biaxial compression: the full strain of
+            # the conditions → strain mapping (data/interlayer.toml, strain_mapping.full_strain).
+            return load_strain_mapping().full_strain.value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._NAMES)
+
+    def __len__(self) -> int:
+        return len(self._NAMES)
+
+    def __repr__(self) -> str:
+        return f"ELECTROLYTE_STRAIN({dict(self)})"
+
+
+ELECTROLYTE_STRAIN: Mapping[str, float] = _ElectrolyteStrain()
+"""Biaxial lattice strain of the deposit (negative = compression) implied by each electrolyte:
+``"liquid"`` → 0, ``"solid"`` → the full strain of ``data/interlayer.toml`` (−0.03).
 
 This is the single place where the electrolyte → strain choice is made; every other module
 should call :func:`resolve_strain`.
@@ -188,7 +206,7 @@ class TheoryParameters:
         Parameters
         ----------
         metal : str or Metal
-            Symbol of a shipped metal, or an already loaded :class:`~softgrain.materials.Metal`.
+            Symbol of a shipped metal, or an already loaded :class:`~softgrain.materials.metals.Metal`.
         **overrides
             Field values replacing the data-file ones (e.g. ``thickness_m=20e-6``).
 
@@ -475,7 +493,7 @@ def energy_difference(metal: str | Metal, pair: Sequence[str], temperature_C: An
     Parameters
     ----------
     metal : str or Metal
-        ``"Li"``, ``"Na"``, ``"K"`` or a loaded :class:`~softgrain.materials.Metal`.
+        ``"Li"``, ``"Na"``, ``"K"`` or a loaded :class:`~softgrain.materials.metals.Metal`.
     pair : sequence of two str
         Orientations (first, second); ΔU < 0 favours the first.
     temperature_C : float or array_like

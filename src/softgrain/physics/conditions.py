@@ -1,7 +1,7 @@
 """Physical cell conditions → biaxial lattice strain of the deposited metal.
 
 The surface energies that drive grain selection depend on the lattice strain of the deposit
-(:meth:`softgrain.materials.Metal.surface_energy`). The paper ties that strain to two physical
+(:meth:`softgrain.materials.metals.Metal.surface_energy`). The paper ties that strain to two physical
 conditions but gives no formula:
 
 * the **stack pressure** — solid-electrolyte cells (> 10 MPa; the paper's experiments 5 MPa)
@@ -11,7 +11,8 @@ conditions but gives no formula:
   and Li corresponds to a smaller lattice strain within the Li phase" (paper, Interfacial layer
   design; Fig. 5A).
 
-softgrain therefore uses the documented assumption (constants in ``data/interlayer.toml``)
+softgrain therefore uses the documented assumption (constants in ``data/interlayer.toml``, read by
+:func:`softgrain.materials.substrates.load_strain_mapping`)
 
 .. math::
 
@@ -30,7 +31,7 @@ which leaves a saturated 5 MPa cell saturated).
 
 Examples
 --------
->>> round(lattice_strain(5.0, "Cu").strain, 6)
+>>> lattice_strain(5.0, "Cu").strain      # the solid cell on Cu: the full strain, exactly
 -0.03
 >>> lattice_strain(0.35, "Cu").strain
 0.0
@@ -39,111 +40,17 @@ Examples
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from softgrain.errors import UserInputError
-from softgrain.materials import MaterialDataError, Quantity, load_bulk_moduli, load_metal, parse_quantity
-from softgrain.theory import TheoryParameters
+from softgrain.materials.metals import load_metal
+from softgrain.materials.records import MaterialDataError
+from softgrain.materials.substrates import (StrainMapping, load_bulk_moduli, load_strain_mapping,
+                                           substrate_bulk_modulus)
+from softgrain.physics.theory import TheoryParameters
 
 PASCAL_PER_MPA = 1e6
-
-
-def _data_file(name: str) -> Path:
-    return Path(str(resources.files("softgrain") / "data" / name))
-
-
-@lru_cache(maxsize=None)
-def load_interlayer_document() -> dict[str, Any]:
-    """Parsed ``data/interlayer.toml`` (raw tables; validated by the functions that use them)."""
-    path = _data_file("interlayer.toml")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise MaterialDataError(f"{path}: malformed TOML: {exc}") from None
-    except OSError as exc:
-        raise MaterialDataError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-@dataclass(frozen=True)
-class StrainMapping:
-    """Constants of the conditions → strain mapping (see the module docstring).
-
-    Attributes
-    ----------
-    full_strain : Quantity
-        Strain reached on the reference substrate above ``full_strain_pressure`` (−0.03).
-    reference_substrate : str
-        Substrate on which the full strain is reached (Cu).
-    reference_source : str
-        Why that substrate is the reference.
-    full_strain_pressure_MPa : Quantity
-        Stack pressure at and above which the strain is saturated (MPa).
-    """
-
-    full_strain: Quantity
-    reference_substrate: str
-    reference_source: str
-    full_strain_pressure_MPa: Quantity
-
-
-@lru_cache(maxsize=None)
-def load_strain_mapping() -> StrainMapping:
-    """The mapping constants from ``data/interlayer.toml``, validated."""
-    path = str(_data_file("interlayer.toml"))
-    section = load_interlayer_document().get("strain_mapping")
-    if not isinstance(section, Mapping):
-        raise MaterialDataError(f"{path}: strain_mapping: missing table")
-    full = parse_quantity(section.get("full_strain"), path, "strain_mapping.full_strain", unit="1")
-    if not -0.2 <= full.value <= 0.2:
-        raise MaterialDataError(f"{path}: strain_mapping.full_strain.value: must be a fraction in "
-                                f"[-0.2, 0.2], got {full.value}")
-    pressure = parse_quantity(section.get("full_strain_pressure"), path,
-                              "strain_mapping.full_strain_pressure", unit="MPa", positive=True)
-    reference = section.get("reference_substrate")
-    if not isinstance(reference, Mapping) or not isinstance(reference.get("name"), str):
-        raise MaterialDataError(f"{path}: strain_mapping.reference_substrate.name: missing text field")
-    if not isinstance(reference.get("source"), str) or not reference["source"].strip():
-        raise MaterialDataError(f"{path}: strain_mapping.reference_substrate.source: every choice needs a source")
-    if reference["name"] not in load_bulk_moduli():
-        raise MaterialDataError(f"{path}: strain_mapping.reference_substrate.name: "
-                                f"{reference['name']!r} has no bulk modulus in bulk_moduli.toml")
-    return StrainMapping(full, reference["name"], reference["source"], pressure)
-
-
-def substrate_bulk_modulus(substrate: str | float) -> float:
-    """Bulk modulus (GPa) of a substrate given by name or directly as a number in GPa.
-
-    Names are those of ``data/bulk_moduli.toml`` (Cu, Ag, Au, Li, Na, K) and of the interlayer
-    materials of :func:`softgrain.interlayer.interlayer_materials` (e.g. ``"Li0.7Si0.3"``,
-    ``"Li15Si4"``, ``"Li0.8Ag0.2"``), matched case-insensitively.
-
-    Raises
-    ------
-    UserInputError
-        For an unknown name (the message lists the known ones) or a non-positive modulus.
-    """
-    if isinstance(substrate, bool):
-        raise UserInputError(f"substrate must be a material name or a bulk modulus in GPa, got {substrate!r}")
-    if isinstance(substrate, (int, float)):
-        value = float(substrate)
-        if not math.isfinite(value) or value <= 0:
-            raise UserInputError(f"substrate bulk modulus must be a positive number of GPa, got {substrate!r}")
-        return value
-    # Imported here because softgrain.interlayer builds on this module (modulus → strain chain).
-    from softgrain.interlayer import interlayer_materials
-
-    known = {m.name.lower(): m for m in interlayer_materials()}
-    found = known.get(str(substrate).strip().lower())
-    if found is None:
-        raise UserInputError(
-            f"unknown substrate {substrate!r}; known: {', '.join(m.name for m in known.values())} "
-            "(or give its bulk modulus in GPa)")
-    return found.bulk_modulus_GPa
 
 
 def modulus_factor(substrate_GPa: float, metal_GPa: float, reference_GPa: float) -> float:
@@ -204,13 +111,14 @@ def lattice_strain(stack_pressure_MPa: float, substrate: str | float, metal: str
     stack_pressure_MPa : float
         Stack pressure (MPa), ≥ 0.
     substrate : str or float
-        Substrate name (see :func:`substrate_bulk_modulus`) or its bulk modulus in GPa.
+        Substrate name (see :func:`softgrain.materials.substrates.substrate_bulk_modulus`) or its
+        bulk modulus in GPa.
     metal : str
         Deposited metal (Li, Na, K); its bulk modulus comes from ``bulk_moduli.toml`` and its yield
-        strength from the theory data (:meth:`softgrain.theory.TheoryParameters.from_data`, which
+        strength from the theory data (:meth:`softgrain.physics.theory.TheoryParameters.from_data`, which
         uses Li's Fig. 3A value for Na and K).
     mapping : StrainMapping, optional
-        Default: :func:`load_strain_mapping`.
+        Default: :func:`softgrain.materials.substrates.load_strain_mapping`.
 
     Returns
     -------
@@ -237,13 +145,4 @@ def lattice_strain(stack_pressure_MPa: float, substrate: str | float, metal: str
         modulus_factor=m, pressure_factor=g)
 
 
-__all__ = [
-    "LatticeStrain",
-    "StrainMapping",
-    "lattice_strain",
-    "load_interlayer_document",
-    "load_strain_mapping",
-    "modulus_factor",
-    "pressure_factor",
-    "substrate_bulk_modulus",
-]
+__all__ = ["LatticeStrain", "lattice_strain", "modulus_factor", "pressure_factor"]
