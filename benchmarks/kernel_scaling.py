@@ -5,7 +5,7 @@ Measures on this machine, in one run: (a) sparse vs dense NumPy on the same stat
 (speedup_vs_dense), (b) 75 vs 750 grains on 200 × 70 (grain_scaling_750_over_75), (c) a
 2000 × 700 grid with 7,500 grains (cell_step_ratio_large, peak_rss_large_MB, in a subprocess) and
 (d) the full reference run through the solver (reference_run_s). The measuring functions live in
-:mod:`softgrain.benchmark`; this script is a thin wrapper.
+:mod:`softgrain.studies.benchmark`; this script is a thin wrapper.
 
 Usage::
 
@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from softgrain.benchmark import run_all
+from softgrain.studies.benchmark import run_all
 
 
 def main(argv: list[str] | None = None) -> int:

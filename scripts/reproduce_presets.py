@@ -14,9 +14,10 @@ import argparse
 import json
 import time
 
+from softgrain.analysis import ensemble_statistics
 from softgrain.config import load_config
-from softgrain.io import write_json
-from softgrain.sweep import ensemble_statistics, run_ensemble
+from softgrain.output.files import write_json
+from softgrain.studies.runner import run_ensemble
 
 PRESETS = {"li-solid": "001", "li-liquid": "101", "na-solid": "101", "k-solid": "101"}
 """Preset → orientation the paper finds (Fig. 2, S3, S5, S6)."""

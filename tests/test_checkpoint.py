@@ -25,8 +25,13 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from softgrain import analysis, checkpoint, cli, io, outputs
+from softgrain import analysis, cli, setup
 from softgrain.config import load_config
+from softgrain.output import checkpoint
+from softgrain.output import files as io
+from softgrain.output import results as outputs
+from softgrain.output.results import run_dataset
+from softgrain.phasefield.initial import flat_boundary
 from softgrain.phasefield.solver import Simulation
 
 KERNELS = ["dense", "sparse"]
@@ -56,7 +61,7 @@ def field_arrays(sim: Simulation) -> list[np.ndarray]:
 
 
 def kernel_of(sim: Simulation) -> str:
-    return sim.config.numerics.kernel
+    return sim.inputs.kernel
 
 
 def assert_same_result(a: xr.Dataset, b: xr.Dataset) -> None:
@@ -73,8 +78,9 @@ def uninterrupted():
     """Reference runs without any checkpoint, per kernel: (final field arrays, dataset)."""
     results = {}
     for kernel in KERNELS:
-        sim = Simulation(small_config(kernel))
-        ds = sim.run()
+        sim = setup.simulation(small_config(kernel))
+        sim.run()
+        ds = run_dataset(sim)
         results[kernel] = ([a.copy() for a in field_arrays(sim)], ds)
     return results
 
@@ -83,14 +89,15 @@ def uninterrupted():
 @pytest.mark.parametrize("stop_step", [1, 333, 600])
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, uninterrupted, kernel, stop_step):
     """Stop anywhere (before, between, at snapshots), save, reload from disk, finish: same bits."""
-    sim = Simulation(small_config(kernel))
+    sim = setup.simulation(small_config(kernel))
     sim.advance_to(stop_step)
     checkpoint.write_checkpoint(tmp_path, sim.state_dict())
     del sim
     state, _, _ = checkpoint.load_latest(tmp_path)
-    resumed = Simulation.from_state(state)
+    resumed = setup.restore(state)
     assert resumed.step == stop_step
-    ds = resumed.run()
+    resumed.run()
+    ds = run_dataset(resumed)
     reference_field, reference_ds = uninterrupted[kernel]
     for got, want in zip(field_arrays(resumed), reference_field, strict=True):
         assert np.array_equal(got, want)
@@ -101,7 +108,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, uninterrupted, kernel
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_checkpointing_driver_matches_a_plain_run(tmp_path, uninterrupted, kernel):
     """Chunked stepping with checkpoints (as `softgrain run` does it) changes no bit."""
-    sim = Simulation(small_config(kernel))
+    sim = setup.simulation(small_config(kernel))
     ds = checkpoint.run_to_end(sim, tmp_path, checkpoint_every_s=0.7)
     reference_field, reference_ds = uninterrupted[kernel]
     for got, want in zip(field_arrays(sim), reference_field, strict=True):
@@ -179,7 +186,7 @@ def test_ctrl_c_then_resume_matches_uninterrupted_cli_run(tmp_path, monkeypatch,
 
 
 def write_states(folder: Path, steps: list[int]) -> list[Path]:
-    sim = Simulation(small_config("dense"))
+    sim = setup.simulation(small_config("dense"))
     paths = []
     for step in steps:
         sim.advance_to(step)
@@ -254,7 +261,7 @@ class _DiskFullAfter:
 def test_checkpoint_write_crashing_half_way_keeps_the_previous_one(tmp_path, monkeypatch):
     (good,) = write_states(tmp_path, [100])
     before = good.read_bytes()
-    sim = Simulation.from_state(checkpoint.read_checkpoint(good)[0])
+    sim = setup.restore(checkpoint.read_checkpoint(good)[0])
     sim.advance_to(200)
     monkeypatch.setattr(checkpoint, "open", lambda path, mode: _DiskFullAfter(open(path, mode), 1000),
                         raising=False)
@@ -300,11 +307,11 @@ def test_atomic_path_crashing_half_way_keeps_the_previous_file(tmp_path):
 
 
 def test_nan_mid_run_leaves_snapshots_so_far_and_says_where(tmp_path):
-    sim = Simulation(small_config("dense"))
+    sim = setup.simulation(small_config("dense"))
     sim.advance_to(300)                              # past the t = 2 s snapshot
     sim.field.phi[0, 1, 3] = np.nan
     with pytest.raises(checkpoint.RunStopped, match=r"starting at step 300 \(t = 3 s") as info:
-        checkpoint.run_to_end(sim, tmp_path)
+        checkpoint.run_to_end(sim, tmp_path, write_outputs=setup.save_run)
     assert info.value.exit_code == 1
     partial = io.read_netcdf(tmp_path / outputs.RESULT_FILE)
     assert partial.attrs["status"] == "incomplete" and int(partial.attrs["last_step"]) == 300
@@ -323,7 +330,7 @@ def test_full_disk_while_checkpointing_stops_cleanly(tmp_path, monkeypatch):
         return real_write(folder, state, runner)
 
     monkeypatch.setattr(checkpoint, "write_checkpoint", fail_second)
-    sim = Simulation(small_config("dense"))
+    sim = setup.simulation(small_config("dense"))
     with pytest.raises(checkpoint.RunStopped, match="No space left on device") as info:
         checkpoint.run_to_end(sim, tmp_path, checkpoint_every_s=2.5)
     message = str(info.value)
@@ -346,18 +353,16 @@ def test_overwrite_removes_stale_checkpoints_of_the_previous_run(tmp_path, monke
 
 def test_resume_of_a_run_started_from_given_labels(tmp_path):
     """Runs from scripted initial states (front switched off) resume bit-identically too."""
-    from softgrain.phasefield.initial import flat_boundary
-
     config = small_config("dense")
     labels = flat_boundary((config.grid.ny, config.grid.nx))
     labels[:, : config.grid.nx // 4] = 2
     orientation = ["001", "101", "111"]
-    reference = Simulation(config, initial_labels=labels, grain_orientation=orientation)
+    reference = setup.simulation(config, initial_labels=labels, grain_orientation=orientation)
     reference.run()
-    sim = Simulation(config, initial_labels=labels, grain_orientation=orientation)
+    sim = setup.simulation(config, initial_labels=labels, grain_orientation=orientation)
     sim.advance_to(321)
     checkpoint.write_checkpoint(tmp_path, sim.state_dict())
-    resumed = Simulation.from_state(checkpoint.load_latest(tmp_path)[0])
+    resumed = setup.restore(checkpoint.load_latest(tmp_path)[0])
     resumed.run()
     assert np.array_equal(resumed.field.phi, reference.field.phi)
     assert resumed.front.rows_per_step == 0.0
@@ -366,7 +371,7 @@ def test_resume_of_a_run_started_from_given_labels(tmp_path):
 @pytest.fixture(scope="module")
 def checkpoint_bytes(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("bytes")
-    sim = Simulation(small_config("dense"))
+    sim = setup.simulation(small_config("dense"))
     sim.advance_to(50)
     return checkpoint.write_checkpoint(folder, sim.state_dict()).read_bytes()
 

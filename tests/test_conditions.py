@@ -15,6 +15,7 @@ from softgrain.errors import ConfigError, UserInputError
 from softgrain.materials.records import LABELS
 from softgrain.materials.substrates import load_bulk_moduli, load_strain_mapping, substrate_bulk_modulus
 from softgrain.physics.conditions import lattice_strain, modulus_factor, pressure_factor
+from softgrain.setup import build, material_inputs
 
 FULL = load_strain_mapping().full_strain.value
 B_LI = load_bulk_moduli()["Li"].value
@@ -92,26 +93,28 @@ def test_interlayer_material_names_resolve_to_their_moduli():
 
 # --- configuration ---------------------------------------------------------------------------
 
-def test_presets_express_conditions_and_agree_with_li_solid():
-    solid = load_config("li-solid")
-    hot = load_config("li-solid-80c")
+def test_every_solid_preset_takes_its_strain_from_the_cell():
+    """li-solid, na-solid, k-solid (and the two EBSD presets) state the cell, not the strain: Cu at
+    5 MPa gives exactly the full strain of the data, −0.03, as the presets stated before."""
+    for preset in ("li-solid", "na-solid", "k-solid", "li-solid-80c"):
+        config = load_config(preset)
+        assert config.material.strain is None and config.conditions is not None, preset
+        assert (config.conditions.stack_pressure_MPa, config.conditions.substrate) == (5.0, "Cu")
+        assert material_inputs(config).strain == FULL == -0.03, preset
     seeded = load_config("li-solid-lixsi")
-    # li-solid keeps an explicit strain (strain sweeps override it); it must equal the strain of
-    # the same physical conditions (Cu, 5 MPa) used by the other two presets.
-    assert solid.material.strain == pytest.approx(lattice_strain(5.0, "Cu").strain)
-    assert hot.conditions is not None and hot.conditions.substrate == "Cu"
-    assert hot.material.strain == pytest.approx(solid.material.strain)
-    assert (hot.run.temperature_C, solid.run.temperature_C, seeded.run.temperature_C) == (80.0, 25.0, 25.0)
     assert seeded.conditions is not None and seeded.conditions.substrate == "Li0.7Si0.3"
-    assert FULL < seeded.material.strain < 0.0
-    assert abs(seeded.material.strain) < 0.1 * abs(solid.material.strain)
+    assert FULL < material_inputs(seeded).strain < 0.0
+    assert abs(material_inputs(seeded).strain) < 0.1 * abs(FULL)
+    assert load_config("li-solid-80c").run.temperature_C == 80.0
 
 
 def test_explicit_strain_together_with_conditions_is_refused():
     with pytest.raises(ConfigError, match=r"material\.strain.*conditions"):
-        load_config("li-solid-80c", {"material.strain": -0.01})
+        material_inputs(load_config("li-solid-80c", {"material.strain": -0.01}))
     with pytest.raises(ConfigError, match=r"material\.strain.*conditions"):
-        load_config("li-solid-80c").updated({"material.strain": -0.01})
+        build(load_config("li-solid-80c").updated({"material.strain": -0.01}))
+    # A strain equal to the derived one (how older versions recorded it) is accepted.
+    assert material_inputs(load_config("li-solid-80c", {"material.strain": -0.03})).strain == -0.03
 
 
 def test_conditions_in_a_file_set_the_strain(tmp_path):
@@ -120,14 +123,14 @@ def test_conditions_in_a_file_set_the_strain(tmp_path):
                     '[material]\nmetal = "Li"\n', encoding="utf-8")
     # li-liquid sets material.strain = 0.0 explicitly, which conflicts with these conditions.
     with pytest.raises(ConfigError, match="material.strain"):
-        load_config(path)
+        material_inputs(load_config(path))
     path.write_text('[conditions]\nstack_pressure_MPa = 20.0\nsubstrate = 82.5\n', encoding="utf-8")
-    assert load_config(path).material.strain == pytest.approx(0.5 * FULL)
+    assert material_inputs(load_config(path)).strain == pytest.approx(0.5 * FULL)
 
 
 def test_invalid_conditions_name_the_key():
     with pytest.raises(ConfigError, match="conditions.substrate"):
-        load_config("li-solid-80c", {"conditions.substrate": "Unobtainium"})
+        material_inputs(load_config("li-solid-80c", {"conditions.substrate": "Unobtainium"}))
     with pytest.raises(ConfigError, match="conditions.stack_pressure_MPa"):
         load_config("li-solid-80c", {"conditions.stack_pressure_MPa": -1.0})
     with pytest.raises(ConfigError, match="conditions.colour"):
@@ -137,10 +140,17 @@ def test_invalid_conditions_name_the_key():
 def test_changing_conditions_rederives_the_strain_and_stored_configs_validate_again():
     hot = load_config("li-solid-80c")
     soft = hot.updated({"conditions.substrate": "Li0.7Si0.3"})
-    assert soft.material.strain == pytest.approx(load_config("li-solid-lixsi").material.strain)
-    assert hot.updated({"run.seed": 7}).material.strain == hot.material.strain
+    assert material_inputs(soft).strain == material_inputs(load_config("li-solid-lixsi")).strain
+    assert material_inputs(hot.updated({"run.seed": 7})).strain == material_inputs(hot).strain
     again = validate_config(json.loads(hot.to_json()))
     assert again == hot
+    # A configuration stored by an older softgrain records the derived strain beside the
+    # conditions: it validates, sets up the same strain, and drops it when the conditions change.
+    stored = validate_config({**json.loads(hot.to_json()),
+                              "material": {**json.loads(hot.to_json())["material"], "strain": -0.03}})
+    assert material_inputs(stored).strain == -0.03
+    assert material_inputs(stored.updated({"conditions.substrate": "Li0.7Si0.3"})).strain == \
+        material_inputs(soft).strain
 
 
 def test_cli_exits_2_on_conflicting_strain(monkeypatch, capsys, tmp_path):

@@ -86,8 +86,10 @@ BAD_OVERRIDES = {
                                    ["nucleation.rows = 11", "< 12"]),
     "unstable time step refused": (["--set", 'run.substeps="refuse"'],
                                    ["li-solid", "run.dt_s = 0.01", "stability limit", "run.dt_s ≤"]),
-    "no surface-energy data at strain": (["--set", "material.strain=0.1"],
-                                         ["material.strain = +0.1", "-0.030 ≤ material.strain ≤ +0.030"]),
+    "strain beside [conditions]": (["--set", "material.strain=0.1"],
+                                   ["material.strain = 0.1", "conflicts with [conditions]"]),
+    "unknown substrate": (["--set", 'conditions.substrate="Unobtainium"'],
+                          ["conditions.substrate = 'Unobtainium'", "unknown substrate"]),
     "strain beyond the schema": (["--set", "material.strain=0.5"], ["material.strain = 0.5", "≤ 0.2"]),
     "end time shorter than a step": (["--end-time", "0.001"], ["run.end_time_s = 0.001", "one time step"]),
     "negative end time": (["--end-time", "-5"], ["run.end_time_s = -5.0", "0 < run.end_time_s"]),
@@ -95,7 +97,7 @@ BAD_OVERRIDES = {
     "negative seed": (["--seed", "-1"], ["run.seed = -1", "0 ≤ run.seed"]),
     "unknown key": (["--set", "grid.size=3"], ["grid.size", "unknown key"]),
     "unknown section": (["--set", "solver.dt=3"], ["solver", "unknown key"]),
-    "key below a value": (["--set", "material.strain.x=3"], ["material.strain", "not a section"]),
+    "key below a value": (["--set", "material.metal.x=3"], ["--set material.metal.x", "not a section"]),
     "malformed --set": (["--set", "run.seed"], ["--set 'run.seed'", "KEY=VALUE"]),
     "wrong kernel": (["--set", 'numerics.kernel="fast"'], ["numerics.kernel = 'fast'", "'sparse', 'dense'"]),
     "unstable Landau coefficients": (["--set", "landau.gamma=0.4"], ["landau.gamma = 0.4", "> landau.alpha/2"]),
@@ -111,6 +113,13 @@ def test_bad_overrides_and_options(tmp_path, monkeypatch, capsys, case):
     out_dir = tmp_path / "out"
     result = run_main(monkeypatch, capsys, "run", "li-solid", "--out", str(out_dir), "--quiet", *args)
     assert_clean_failure(*result, out_dir, *named)
+
+
+def test_strain_outside_the_surface_energy_data(tmp_path, monkeypatch, capsys):
+    out_dir = tmp_path / "out"
+    result = run_main(monkeypatch, capsys, "run", "li-liquid", "--out", str(out_dir), "--quiet",
+                      "--set", "material.strain=0.1")
+    assert_clean_failure(*result, out_dir, "material.strain = +0.1", "-0.030 ≤ material.strain ≤ +0.030")
 
 
 @pytest.mark.parametrize("preset", ["li-sollid", "Li", "missing.toml"])

@@ -1,4 +1,4 @@
-"""EBSD comparison (softgrain.experiments): data, theory verdicts, ensemble statistics, CLI contract."""
+"""EBSD comparison (softgrain.studies.experiments): data, theory verdicts, ensemble statistics, CLI contract."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from softgrain.analysis import mean_confidence_interval
-from softgrain.physics.conditions import lattice_strain
+from softgrain.analysis import ensemble_statistics, mean_confidence_interval
 from softgrain.config import load_config
-from softgrain.experiments import (load_experiments, load_grain_sizes, markdown_table, simulate_ensemble,
-                                   theory_verdict)
 from softgrain.materials.metals import ORIENTATIONS
+from softgrain.materials.observations import load_experiments, load_grain_sizes
 from softgrain.materials.records import LABELS
+from softgrain.output.results import TASK_FAILED, TASK_OK
+from softgrain.physics.conditions import lattice_strain
+from softgrain.report import markdown_table
+from softgrain.setup import material_inputs
+from softgrain.studies.experiments import compare_experiments, simulate_ensemble, theory_verdict
 from cli_helpers import invoke_main
 
 TINY = {"grid.nx": 40, "grid.ny": 16, "nucleation.count": 10, "run.end_time_s": 10.0,
@@ -44,7 +47,7 @@ def test_presets_model_the_measured_conditions():
         config = load_config(e.preset)
         assert config.run.temperature_C == e.temperature_C
         assert config.material.metal == "Li"
-        assert config.material.strain == pytest.approx(lattice_strain(e.stack_pressure_MPa, e.substrate).strain)
+        assert material_inputs(config).strain == lattice_strain(e.stack_pressure_MPa, e.substrate).strain
 
 
 @pytest.mark.parametrize("preset, favoured", [("li-solid", "001"), ("li-solid-80c", "101"),
@@ -68,8 +71,6 @@ def synthetic_ensemble(fractions: np.ndarray, status: np.ndarray | None = None) 
 
 
 def test_ci_covers_the_true_mean_about_95_percent_of_the_time():
-    from softgrain.sweep import ensemble_statistics
-
     rng = np.random.default_rng(20240601)
     true_mean = np.array([0.5, 0.3, 0.2])
     repeats, members = 400, 8
@@ -97,8 +98,6 @@ def test_ci_width_shrinks_like_one_over_root_n():
 
 
 def test_failed_members_are_left_out_of_the_statistics():
-    from softgrain.sweep import TASK_FAILED, TASK_OK, ensemble_statistics
-
     fractions = np.array([[0.6, 0.4, 0.0], [0.4, 0.6, 0.0], [np.nan, np.nan, np.nan]])
     status = np.array([TASK_OK, TASK_OK, TASK_FAILED], dtype=np.int8)
     stats = ensemble_statistics(synthetic_ensemble(fractions, status))
@@ -176,8 +175,6 @@ def test_bad_override_exits_2(monkeypatch, capsys):
 
 
 def test_store_dir_keeps_resumable_ensembles(tmp_path):
-    from softgrain.experiments import compare_experiments
-
     first = compare_experiments(2, workers=1, overrides=TINY, include_liquid=False, store_dir=tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {f"{p}.zarr" for p in PRESETS}
     again = compare_experiments(2, workers=1, overrides=TINY, include_liquid=False, store_dir=tmp_path)

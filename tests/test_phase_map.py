@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from softgrain import phasemap
-from softgrain.physics import theory
 from softgrain.cli import app
+from softgrain.physics import anisotropy, theory
+from softgrain.studies import phasemap
 from softgrain.errors import UserInputError
 from softgrain.materials.metals import load_metal
 
@@ -22,7 +22,7 @@ TINY_SET = ["--set", "grid.nx=40", "--set", "grid.ny=16", "--set", "nucleation.c
 
 
 def test_anisotropy_path_follows_the_strain_data():
-    path = phasemap.AnisotropyPath.for_metal(LI)
+    path = anisotropy.AnisotropyPath.for_metal(LI)
     unstrained, strained = LI.surface_energies(0.0), LI.surface_energies(-0.03)
     assert path.a_unstrained == pytest.approx(unstrained["101"] - unstrained["001"])
     assert path.a_strained == pytest.approx(strained["101"] - strained["001"])
@@ -45,29 +45,29 @@ def test_anisotropy_path_follows_the_strain_data():
 def test_theory_delta_u_matches_the_theory_module_at_the_data_points():
     for strain in (0.0, -0.03):
         for temperature in (25.0, 80.0):
-            path = phasemap.AnisotropyPath.for_metal(LI)
+            path = anisotropy.AnisotropyPath.for_metal(LI)
             a = path.anisotropy_at_strain(strain)
             expected = theory.energy_difference(LI, ("001", "101"), temperature, strain).delta_u_J_m3
-            got = phasemap.theory_delta_u(LI, [LI.barrier("101")], [a], temperature)[0, 0]
+            got = anisotropy.theory_delta_u(LI, [LI.barrier("101")], [a], temperature)[0, 0]
             assert got == pytest.approx(expected, rel=1e-9)
 
 
 def test_theory_boundary_is_where_delta_u_vanishes():
     barriers = np.array([0.02, 0.06, 0.10, 0.14])
-    boundary = phasemap.theory_boundary(LI, barriers, 25.0)
+    boundary = anisotropy.theory_boundary(LI, barriers, 25.0)
     for barrier, a_star in zip(barriers, boundary):
-        du = phasemap.theory_delta_u(LI, [barrier], [a_star], 25.0)[0, 0]
+        du = anisotropy.theory_delta_u(LI, [barrier], [a_star], 25.0)[0, 0]
         assert abs(du) < 1e-6 * 1e4
     # Equal barriers leave no strain-energy difference: the line ends at A = 0.
     assert boundary[-1] == pytest.approx(0.0, abs=1e-12)
     assert np.all(np.diff(boundary) < 0)
     # At the data barrier the solid case lies on the (001) side at 25 °C (paper Fig. 3A).
-    solid = phasemap.AnisotropyPath.for_metal(LI).a_strained
+    solid = anisotropy.AnisotropyPath.for_metal(LI).a_strained
     assert solid > boundary[0]
 
 
 def test_axes_increase_and_cover_the_requested_ranges():
-    path = phasemap.AnisotropyPath.for_metal(LI)
+    path = anisotropy.AnisotropyPath.for_metal(LI)
     a = phasemap.anisotropy_values(path, 5)
     assert a[0] == pytest.approx(path.a_unstrained)
     assert a[-1] > path.a_strained
@@ -77,9 +77,9 @@ def test_axes_increase_and_cover_the_requested_ranges():
     np.testing.assert_allclose(np.diff(linear), np.diff(linear)[0])
     b = phasemap.barrier_values(LI, 4)
     np.testing.assert_allclose(b, [0.02, 0.06, 0.10, 0.14])
-    with pytest.raises(UserInputError, match="--barrier-max"):
+    with pytest.raises(UserInputError, match="barrier_max"):
         phasemap.barrier_values(LI, 4, maximum=0.01)
-    with pytest.raises(UserInputError, match="--resolution"):
+    with pytest.raises(UserInputError, match="resolution"):
         phasemap.phase_map_plan(1)
 
 

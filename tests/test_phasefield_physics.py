@@ -13,7 +13,9 @@ import pytest
 
 from softgrain.config import load_config
 from softgrain.phasefield.initial import disc_in_matrix, flat_boundary
+from softgrain.phasefield.energy import total_free_energy
 from softgrain.phasefield.solver import Simulation
+from softgrain.setup import simulation
 
 KERNELS = ["dense", "sparse"]
 
@@ -44,7 +46,7 @@ def test_circular_grain_shrinks_at_curvature_rate(kernel):
     cfg = small_config(kernel, ny, nx, dt=0.02, end=20.0)
     labels = disc_in_matrix((ny, nx), radius=20.0)
     # Both grains (001): identical L and κ, so E0 = E_s(001) and κ = κ1·exp(κ2).
-    sim = Simulation(cfg, initial_labels=labels, grain_orientation=["001", "001"])
+    sim = simulation(cfg, initial_labels=labels, grain_orientation=["001", "001"])
     L, kappa = sim.mobility[1], sim.kappa[1]
     sim.advance_to(int(round(4.0 / cfg.run.dt_s)))  # let the profile relax from the sharp start
     t0, a0 = sim.time_s, grain_area(sim, 1)
@@ -60,7 +62,7 @@ def test_circular_grain_shrinks_at_curvature_rate(kernel):
 def test_flat_boundary_between_identical_grains_does_not_move(kernel):
     ny, nx = 8, 64
     cfg = small_config(kernel, ny, nx, dt=0.02, end=40.0)
-    sim = Simulation(cfg, initial_labels=flat_boundary((ny, nx)), grain_orientation=["101", "101"])
+    sim = simulation(cfg, initial_labels=flat_boundary((ny, nx)), grain_orientation=["101", "101"])
     sim.advance_to(50)
     before = grain_area(sim, 1)
     sim.advance_to(2000)
@@ -76,7 +78,7 @@ def test_free_energy_never_increases_without_deposition(kernel):
     cfg = small_config(kernel, ny, nx, dt=0.005, end=10.0, **{
         "nucleation.count": 12, "nucleation.rows": 3, "nucleation.radius_cells": 3.0,
         "deposition.enabled": False, "material.strain": -0.03})
-    sim = Simulation(cfg)
+    sim = simulation(cfg)
     assert len(set(sim.kappa.round(6))) > 1, "the test needs grains with different κ"
     energies = [sim.free_energy()]
     for stop in range(20, 2001, 20):
@@ -96,7 +98,7 @@ def test_mirror_symmetric_state_stays_symmetric(kernel):
     labels[:, 20:40] = 1
     labels[10:20, 25:35] = 2
     cfg = small_config(kernel, ny, nx, dt=0.005, end=5.0)
-    sim = Simulation(cfg, initial_labels=labels, grain_orientation=["001", "101", "111"])
+    sim = simulation(cfg, initial_labels=labels, grain_orientation=["001", "101", "111"])
     sim.advance_to(400)
     phi = sim.field.to_dense(3)
     # the reflection x → nx − 1 − x maps the initial state onto itself
@@ -112,7 +114,7 @@ def test_sparse_and_dense_agree_through_the_deposition_front(front):
                "deposition.front_boundary": front, "numerics.prune_threshold": 0.0}
     fields = []
     for kernel in KERNELS:
-        sim = Simulation(load_config("li-solid", dict(changes, **{"numerics.kernel": kernel})))
+        sim = simulation(load_config("li-solid", dict(changes, **{"numerics.kernel": kernel})))
         sim.run()
         assert sim.active_rows() > sim.nucleation.filled_rows, "the front must have moved"
         fields.append(sim.field.to_dense(sim.n_grains))
@@ -124,10 +126,8 @@ def test_open_front_costs_gradient_energy_of_the_top_row():
     cfg = small_config("dense", 10, 12, dt=0.01, end=1.0, **{"deposition.front_boundary": "empty"})
     labels = np.full((10, 12), -1, dtype=np.int32)
     labels[:4] = 0
-    sim = Simulation(cfg, initial_labels=labels, grain_orientation=["001"])
+    sim = simulation(cfg, initial_labels=labels, grain_orientation=["001"])
     phi = sim.field.to_dense(1)
-    from softgrain.phasefield.energy import total_free_energy
-
     closed = total_free_energy(phi, sim.kappa, sim.landau, 4, open_front=False)
     opened = total_free_energy(phi, sim.kappa, sim.landau, 4, open_front=True)
     assert opened - closed == pytest.approx(0.5 * sim.kappa[0] * 12)

@@ -9,25 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softgrain.analysis import area_fractions
+from softgrain.analysis import area_fractions, ensemble_statistics
 from softgrain.config import load_config
 from softgrain.materials.metals import ORIENTATIONS
-from softgrain.phasefield.solver import Simulation
+from softgrain.output.results import orientation_index
+from softgrain.setup import material_inputs, simulate
+from softgrain.studies.runner import run_ensemble
 
 REDUCED = {"grid.nx": 100, "grid.ny": 30, "nucleation.count": 38, "run.end_time_s": 150.0,
            "deposition.crossing_time_s": 150.0, "run.snapshot_times_s": [150.0]}
 
 
 def final_fractions(preset: str, changes: dict) -> dict[str, float]:
-    sim = Simulation(load_config(preset, {**REDUCED, **changes}))
-    ds = sim.run()
-    fractions = area_fractions(ds["grain"].values[-1], sim.nucleation.grain_orientation)
+    ds = simulate(load_config(preset, {**REDUCED, **changes}))
+    fractions = area_fractions(ds["grain"].values[-1], orientation_index(ds))
     return dict(zip(ORIENTATIONS, fractions))
 
 
 def test_solid_li_selects_001_and_swapping_inputs_swaps_the_winner():
-    li = load_config("li-solid").material
-    energies, barriers = li.surface_energies(), li.barriers()
+    li = material_inputs(load_config("li-solid"))
+    energies, barriers = li.surface_energy_J_m2, li.barrier_eV
     plain = final_fractions("li-solid", {"run.seed": 2})
     swapped = final_fractions("li-solid", {
         "run.seed": 2,
@@ -45,16 +46,14 @@ def test_identical_parameters_make_the_engine_blind_to_orientation():
             "run.seed": 4, "grid.ny": 16, "run.end_time_s": 40.0, "run.snapshot_times_s": [40.0]}
     maps = []
     for allowed in (["001", "101", "111"], ["111"]):
-        sim = Simulation(load_config("li-liquid", {**REDUCED, **same, "nucleation.orientations": allowed}))
-        maps.append(sim.run()["grain"].values[-1])
+        ds = simulate(load_config("li-liquid", {**REDUCED, **same, "nucleation.orientations": allowed}))
+        maps.append(ds["grain"].values[-1])
     assert np.array_equal(maps[0], maps[1])
 
 
 @pytest.mark.slow
 def test_presets_select_the_papers_orientations_over_five_seeds():
     """Full presets, 5 seeds: li-solid → (001); li-liquid, na-solid, k-solid → (101)."""
-    from softgrain.sweep import ensemble_statistics, run_ensemble
-
     expected = {"li-solid": "001", "li-liquid": "101", "na-solid": "101", "k-solid": "101"}
     for preset, winner in expected.items():
         stats = ensemble_statistics(run_ensemble(load_config(preset), 5))

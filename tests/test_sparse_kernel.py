@@ -13,7 +13,7 @@ import pytest
 from softgrain.errors import SimulationError
 from softgrain.phasefield.energy import Landau
 from softgrain.phasefield import sparse
-from softgrain.phasefield.kernels import allen_cahn_step_dense
+from softgrain.phasefield.dense import allen_cahn_step_dense
 from softgrain.phasefield.sparse import CapacityError, SparseField, set_num_threads
 
 LANDAU = Landau()  # α = β = 1, γ = 1.5, w = 1

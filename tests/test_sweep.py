@@ -20,8 +20,10 @@ import xarray as xr
 
 from softgrain.config import load_config
 from softgrain.errors import ConfigError, UserInputError
-from softgrain.phasefield.solver import run as run_simulation
-from softgrain import analysis, sweep
+from softgrain import analysis
+from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
+from softgrain.setup import material_inputs, simulate
+from softgrain.studies import runner, sweep
 
 TINY = {"grid.nx": 40, "grid.ny": 16, "nucleation.count": 10, "run.end_time_s": 10.0,
         "run.snapshot_times_s": [10.0], "numerics.kernel": "dense"}
@@ -57,17 +59,17 @@ def threaded_cluster():
 
 def test_ensemble_matches_single_runs_and_statistics(threaded_cluster):
     config = tiny_config()
-    ds = sweep.run_ensemble(config, [3, 4, 5], scheduler=threaded_cluster.scheduler_address)
+    ds = runner.run_ensemble(config, [3, 4, 5], scheduler=threaded_cluster.scheduler_address)
     assert ds["fraction"].dims == ("seed", "orientation")
     assert list(ds["orientation"].values) == ["001", "101", "111"]
     assert list(ds["seed"].values) == [3, 4, 5]
-    assert (ds["status"] == sweep.TASK_OK).all()
+    assert (ds["status"] == TASK_OK).all()
     np.testing.assert_allclose(ds["fraction"].sum("orientation"), 1.0)
     # Each member is the run of its own seed: compare with a direct run of seed 4.
-    direct = analysis.texture(run_simulation(config.updated({"run.seed": 4})))
+    direct = analysis.texture(simulate(config.updated({"run.seed": 4})))
     np.testing.assert_array_equal(ds["fraction"].sel(seed=4).values, direct["area_fraction"].values[-1])
     assert int(ds["grain_count"].sel(seed=4)) == int(direct["grain_count"].values[-1])
-    stats = sweep.ensemble_statistics(ds)
+    stats = analysis.ensemble_statistics(ds)
     for orientation in ("001", "101", "111"):
         samples = ds["fraction"].sel(orientation=orientation).values
         assert stats[orientation]["mean"] == pytest.approx(samples.mean())
@@ -79,9 +81,9 @@ def test_ensemble_matches_single_runs_and_statistics(threaded_cluster):
 def test_ensemble_on_default_local_cluster_with_store(tmp_path):
     config = tiny_config()
     store = tmp_path / "ens.zarr"
-    ds = sweep.run_ensemble(config, 2, workers=2, store=store)
+    ds = runner.run_ensemble(config, 2, workers=2, store=store)
     assert list(ds["seed"].values) == [config.run.seed, config.run.seed + 1]
-    assert (ds["status"] == sweep.TASK_OK).all()
+    assert (ds["status"] == TASK_OK).all()
     # Readable with plain xarray, with the same content.
     with xr.open_zarr(store) as plain:
         np.testing.assert_array_equal(plain["fraction"].values, ds["fraction"].values)
@@ -139,7 +141,7 @@ def test_plan_axes_and_tasks(tmp_path):
     assert plan.shape == (3, 2, 2) and plan.task_count == 12
     tasks = dict(plan.tasks())
     config = tasks[(1, 1, 1)]
-    assert config.material.barriers()["101"] == pytest.approx(0.08)
+    assert material_inputs(config).barrier_eV["101"] == pytest.approx(0.08)
     assert config.material.strain == -0.03
     assert config.run.seed == plan.seeds[1] == plan.base.run.seed + 1
     assert config.grid.nx == 40 and config.numerics.kernel == "dense"
@@ -164,23 +166,23 @@ def test_sweep_on_running_scheduler_records_failures(tmp_path, threaded_cluster)
     text = failing.read_text().replace("[config.run]", "[config.run]\nsubsteps = \"refuse\"")
     failing.write_text(text)
     store = tmp_path / "failing.zarr"
-    ds, report = sweep.run_sweep(failing, store, scheduler=threaded_cluster.scheduler_address)
+    ds, report = runner.run_sweep(failing, store, scheduler=threaded_cluster.scheduler_address)
     assert report.succeeded == 2 and report.failed == 2
     ok = ds.sel(run_dt_s=0.01)
     bad = ds.sel(run_dt_s=5.0)
-    assert (ok["status"] == sweep.TASK_OK).all() and (bad["status"] == sweep.TASK_FAILED).all()
+    assert (ok["status"] == TASK_OK).all() and (bad["status"] == TASK_FAILED).all()
     assert all("StabilityError" in str(e) and "run.dt_s" in str(e) for e in bad["error"].values)
     assert np.isnan(bad["fraction"].values).all()
     np.testing.assert_allclose(ok["fraction"].sum("orientation"), 1.0)
     # Re-running retries only the failed tasks (still failing), the finished ones are kept.
     before = ok["finished_at_unix_s"].values.copy()
-    ds2, report2 = sweep.run_sweep(failing, store, scheduler=threaded_cluster.scheduler_address)
+    ds2, report2 = runner.run_sweep(failing, store, scheduler=threaded_cluster.scheduler_address)
     assert (report2.skipped, report2.failed, report2.succeeded) == (2, 2, 0)
     np.testing.assert_array_equal(ds2.sel(run_dt_s=0.01)["finished_at_unix_s"].values, before)
 
 
 FLAKY_CALLS: list[str] = []
-REAL_EXECUTE_TASK = sweep.execute_task
+REAL_EXECUTE_TASK = runner.execute_task
 
 
 def flaky_task(config_json: str, keep_maps: bool = False):
@@ -193,20 +195,20 @@ def flaky_task(config_json: str, keep_maps: bool = False):
 
 def test_failed_attempts_are_retried(monkeypatch, threaded_cluster):
     FLAKY_CALLS.clear()
-    monkeypatch.setattr(sweep, "execute_task", flaky_task)
-    ds = sweep.run_ensemble(tiny_config(), 2, retries=1, scheduler=threaded_cluster.scheduler_address)
-    assert (ds["status"] == sweep.TASK_OK).all()
+    monkeypatch.setattr(runner, "execute_task", flaky_task)
+    ds = runner.run_ensemble(tiny_config(), 2, retries=1, scheduler=threaded_cluster.scheduler_address)
+    assert (ds["status"] == TASK_OK).all()
     assert len(FLAKY_CALLS) == 4  # two members, each failed once and succeeded once
 
 
 def test_refuses_store_of_another_sweep(tmp_path, threaded_cluster):
     store = tmp_path / "ens.zarr"
-    sweep.run_ensemble(tiny_config(), [1], store=store, scheduler=threaded_cluster.scheduler_address)
+    runner.run_ensemble(tiny_config(), [1], store=store, scheduler=threaded_cluster.scheduler_address)
     with pytest.raises(UserInputError, match="different sweep definition"):
-        sweep.run_ensemble(tiny_config(), [2], store=store, scheduler=threaded_cluster.scheduler_address)
+        runner.run_ensemble(tiny_config(), [2], store=store, scheduler=threaded_cluster.scheduler_address)
     with pytest.raises(UserInputError, match="not a readable sweep store"):
         (tmp_path / "other").mkdir()
-        sweep.run_ensemble(tiny_config(), [1], store=tmp_path / "other",
+        runner.run_ensemble(tiny_config(), [1], store=tmp_path / "other",
                            scheduler=threaded_cluster.scheduler_address)
 
 
@@ -239,7 +241,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, threaded_cluster):
         while time.monotonic() < deadline and process.poll() is None:
             if (store / "zarr.json").exists():
                 with xr.open_zarr(store) as partial:
-                    done_before_kill = int((partial["status"] == sweep.TASK_OK).sum())
+                    done_before_kill = int((partial["status"] == TASK_OK).sum())
                 if done_before_kill >= 3:
                     break
             time.sleep(0.05)
@@ -251,29 +253,29 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, threaded_cluster):
 
     with xr.open_zarr(store) as killed:  # still a readable store
         killed = killed.load()
-    finished = killed["status"].values == sweep.TASK_OK
+    finished = killed["status"].values == TASK_OK
     assert 3 <= finished.sum() < finished.size, "the kill must land part-way through the sweep"
-    assert set(np.unique(killed["status"].values)) <= {sweep.TASK_PENDING, sweep.TASK_OK}
+    assert set(np.unique(killed["status"].values)) <= {TASK_PENDING, TASK_OK}
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{int(finished.sum())} already in the store" in resumed.stderr
     with xr.open_zarr(store) as final:
         final = final.load()
-    assert (final["status"] == sweep.TASK_OK).all()
+    assert (final["status"] == TASK_OK).all()
     # No finished task ran again: its completion time is unchanged.
     np.testing.assert_array_equal(final["finished_at_unix_s"].values[finished],
                                   killed["finished_at_unix_s"].values[finished])
     assert (final["finished_at_unix_s"].values[~finished] >
             np.nanmax(killed["finished_at_unix_s"].values)).all()
 
-    reference, _ = sweep.run_sweep(spec, tmp_path / "uninterrupted.zarr",
+    reference, _ = runner.run_sweep(spec, tmp_path / "uninterrupted.zarr",
                                    scheduler=threaded_cluster.scheduler_address)
     xr.testing.assert_identical(_comparable(final), _comparable(reference))
 
 
 def test_keep_maps_stores_final_orientation_maps(threaded_cluster):
-    ds = sweep.run_ensemble(tiny_config(), [7, 8], keep_maps=True,
+    ds = runner.run_ensemble(tiny_config(), [7, 8], keep_maps=True,
                             scheduler=threaded_cluster.scheduler_address)
     maps = ds["final_orientation"]
     assert maps.dims == ("seed", "y", "x") and maps.shape == (2, 16, 40)

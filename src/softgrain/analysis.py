@@ -1,30 +1,23 @@
 """Texture analysis of grain maps: orientation fractions (overall and by height), surviving grains,
-grain width at the top surface, and ensemble statistics over nucleation seeds.
+grain width at the top surface, and statistics over nucleation seeds.
 
 A grain map is an integer (ny, nx) array of grain indices (−1 = no grain / not deposited), row 0 at
 the substrate; ``grain_orientation`` gives each grain's orientation index into
-:data:`~softgrain.materials.ORIENTATIONS`.
+:data:`~softgrain.materials.metals.ORIENTATIONS`. Run results and sweep stores are read through
+the accessors of their schema (:mod:`softgrain.output.results`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy import special
 
+from softgrain.errors import UserInputError
 from softgrain.materials.metals import ORIENTATIONS
-
-
-def orientation_map(grain_map: np.ndarray, grain_orientation: np.ndarray) -> np.ndarray:
-    """Orientation index at every cell (−1 where no grain)."""
-    grain_map = np.asarray(grain_map)
-    lookup = np.asarray(grain_orientation)
-    out = np.full(grain_map.shape, -1, dtype=np.int32)
-    occupied = grain_map >= 0
-    out[occupied] = lookup[grain_map[occupied]]
-    return out
+from softgrain.output.results import TASK_OK, grid_step, orientation_index, orientation_map
 
 
 def area_fractions(grain_map: np.ndarray, grain_orientation: np.ndarray) -> np.ndarray:
@@ -102,8 +95,8 @@ def texture(ds: xr.Dataset) -> xr.Dataset:
         ``fraction_by_height`` (time, y, orientation), ``grain_count`` (time),
         ``surface_grain_count`` (time), ``surface_grain_width_um`` (time).
     """
-    orientation = np.array([ORIENTATIONS.index(o) for o in ds["grain_orientation"].values])
-    spacing = float(ds["x"].values[1] - ds["x"].values[0]) if ds.sizes["x"] > 1 else 1.0
+    orientation = orientation_index(ds)
+    spacing = grid_step(ds["x"].values)
     maps = ds["grain"].values
     area = np.array([area_fractions(m, orientation) for m in maps]).reshape(len(maps), len(ORIENTATIONS))
     count_fraction = np.array([grain_count_fractions(m, orientation) for m in maps]).reshape(area.shape)
@@ -151,5 +144,75 @@ def mean_confidence_interval(values: Sequence[float], confidence: float = 0.95) 
     mean = float(x.mean())
     if x.size < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    # special.stdtrit is the Student-t quantile (what scipy.stats.t.ppf evaluates), without the
+    # second-long import of scipy.stats.
+    half = float(special.stdtrit(x.size - 1, 0.5 + confidence / 2) * x.std(ddof=1) / np.sqrt(x.size))
     return mean, mean - half, mean + half
+
+
+def final_snapshot_measures(ds: xr.Dataset, keep_maps: bool = False) -> dict[str, Any]:
+    """The texture of a run's last snapshot, as one task of a sweep stores it.
+
+    Returns
+    -------
+    dict
+        ``fraction`` (area fraction per orientation), ``surface_fraction`` (fractions in the top
+        fully deposited row, NaN without one), ``grain_count``, ``surface_grain_count``,
+        ``surface_grain_width_um`` and, with ``keep_maps``, ``final_orientation`` (ny, nx) int8.
+    """
+    final = ds.isel(time=[-1])
+    tex = texture(final)
+    orientation = orientation_index(final)
+    grain_map = final["grain"].values[0]
+    surface = surface_row(grain_map)
+    surface_fraction = (fractions_by_height(grain_map, orientation)[surface]
+                        if surface is not None else np.full(len(ORIENTATIONS), np.nan))
+    result: dict[str, Any] = {
+        "fraction": tex["area_fraction"].values[0].astype(float),
+        "surface_fraction": np.asarray(surface_fraction, dtype=float),
+        "grain_count": int(tex["grain_count"].values[0]),
+        "surface_grain_count": int(tex["surface_grain_count"].values[0]),
+        "surface_grain_width_um": float(tex["surface_grain_width_um"].values[0]),
+    }
+    if keep_maps:
+        result["final_orientation"] = orientation_map(grain_map, orientation).astype(np.int8)
+    return result
+
+
+def ensemble_statistics(ds: xr.Dataset, variable: str = "fraction",
+                        confidence: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Mean and confidence interval over seeds of each orientation's fraction.
+
+    Only members with status ok enter. Intervals are Student-t (:func:`mean_confidence_interval`);
+    NaN with fewer than two members.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A seed ensemble (:func:`softgrain.studies.runner.run_ensemble`; dimensions ``seed`` and
+        ``orientation`` only).
+    variable : str
+        ``"fraction"`` (area, default) or ``"surface_fraction"``.
+    confidence : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    dict
+        ``{"001": {"mean": m, "ci95": [low, high], "n": k}, ...}``.
+    """
+    if variable not in ds:
+        raise UserInputError(f"no variable {variable!r} in the dataset; use 'fraction' or 'surface_fraction'")
+    values = ds[variable]
+    extra = [d for d in values.dims if d not in ("seed", "orientation")]
+    if extra:
+        raise UserInputError(f"ensemble_statistics needs one point; select along {', '.join(extra)} first")
+    if "status" in ds:
+        values = values.where(ds["status"] == TASK_OK)
+    out = {}
+    for orientation in values["orientation"].values:
+        samples = values.sel(orientation=orientation).values
+        mean, low, high = mean_confidence_interval(samples, confidence)
+        out[str(orientation)] = {"mean": mean, "ci95": [low, high],
+                                 "n": int(np.isfinite(samples).sum())}
+    return out

@@ -1,23 +1,46 @@
 """The ``softgrain`` command line.
 
-Thin: every command parses its options, calls the library and formats the result. Bad input
+Thin: every command maps its flags to the parameters of a library call, calls it, and prints what
+:mod:`softgrain.report` makes of the result. The library names its parameters (``out_dir``,
+``workers`` …); :func:`flags` turns them into the command's flags in error messages. Bad input
 (unknown metal or orientation, malformed numbers, invalid configs) ends with exit code 2 and a
-one-line message naming the bad value; nothing deep in the package imports this module.
+one-line message naming the bad value; nothing in the package imports this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
+import tomllib
+import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import typer
+from rich.console import Console
 from typer.core import TyperCommand
 
-from softgrain.errors import UserInputError
+from softgrain import report, setup
+from softgrain.config import load_config, preset_names
+from softgrain.errors import ParameterError, SimulationError, UserInputError
+from softgrain.materials.metals import load_metal
+from softgrain.output import checkpoint, plots, viewers
+from softgrain.output.checkpoint import RunStopped
+from softgrain.output.files import check_output_dir, prepare_output_dir, save_figure
+from softgrain.output.results import load_result
+from softgrain.phasefield.mapping import SubsteppingWarning
+from softgrain.physics import theory
+from softgrain.physics.interlayer import interlayer_report
+from softgrain.studies import benchmark, experiments, phasemap, runner, sweep
+from softgrain.studies.interlayer import simulate_substrates
+
+try:  # Typer ≥ 0.20 vendors Click as typer._click; older Typer uses Click itself.
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_exceptions
 
 app = typer.Typer(
     name="softgrain",
@@ -39,6 +62,21 @@ def fail(message: str) -> None:
     """Print a one-line error to stderr and exit with code 2."""
     typer.echo(f"softgrain: error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def flags(**names: str) -> Iterator[None]:
+    """Report the library's parameter errors with this command's flags (``out_dir="--out"``)."""
+    try:
+        yield
+    except ParameterError as exc:
+        raise UserInputError(exc.render(names)) from None
+
+
+def show(console: Console, items) -> None:
+    """Print the tables and lines that :mod:`softgrain.report` returns."""
+    for item in items:
+        console.print(item)
 
 
 class GreedyListCommand(TyperCommand):
@@ -133,9 +171,6 @@ def theory_command(
     ),
 ) -> None:
     """Thermodynamic theory (paper Eq. S1–S11, Fig. 3A): ΔΓ_surface, ΔF_strain and ΔU vs temperature."""
-    from softgrain.materials.metals import load_metal
-    from softgrain.physics import theory
-
     temps = [_parse_number(t, "temperature") for t in temperature] if temperature else None
     strain_value = _parse_number(strain, "strain") if strain is not None else None
     try:
@@ -153,12 +188,10 @@ def theory_command(
         result = theory.energy_difference(data, pair, temps, eps, params)
         crossover = theory.crossover_temperature(data, result.pair, eps, params)
         if plot is not None:
-            from softgrain import plots
-
             cases: dict[str, float | str] = {name: name for name in theory.ELECTROLYTE_STRAIN}
             if eps not in theory.ELECTROLYTE_STRAIN.values():
                 cases["--strain"] = eps
-            plots.save_figure(plots.plot_theory_fig3a(data, result.pair, temps, cases, params), plot)
+            save_figure(plots.plot_theory_fig3a(data, result.pair, temps, cases, params), plot)
     except UserInputError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -174,35 +207,15 @@ def theory_command(
             "rows": result.rows(),
         }))
         return
-
-    from rich.console import Console
-    from rich.table import Table
-
-    first, second = result.pair
-    label = electrolyte if electrolyte is not None else "custom strain"
-    table = Table(title=f"{data.symbol}, {label} (strain {eps:+.3f}): ΔU = U({first}) − U({second})")
-    for column in ("T (°C)", "ΔΓ_surface (J/m³)", "ΔF_strain (J/m³)", "ΔU (J/m³)", "favoured"):
-        table.add_column(column, justify="right")
-    for row in result.rows():
-        table.add_row(f"{row['temperature_C']:g}", f"{row['delta_gamma_J_m3']:.4g}",
-                      f"{row['delta_f_strain_J_m3']:.4g}", f"{row['delta_u_J_m3']:.4g}",
-                      f"({row['favoured']})")
     console = Console()
-    console.print(table)
-    low, high = theory.CROSSOVER_BRACKET_C
-    if crossover is None:
-        console.print(f"No crossover between {low:g} °C and {high:g} °C (or the melting point): "
-                      "ΔU keeps its sign.")
-    else:
-        console.print(f"Crossover temperature: {crossover:.2f} °C (ΔU changes sign).")
+    show(console, report.theory(result, electrolyte if electrolyte is not None else "custom strain",
+                                crossover))
     if plot is not None:
         console.print(f"Wrote {plot}")
 
 
 def _parse_set(items: list[str]) -> dict[str, object]:
     """``--set run.seed=3`` style overrides; values are parsed as TOML scalars."""
-    import tomllib
-
     changes: dict[str, object] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -237,15 +250,6 @@ def run_command(
     Ctrl-C (or SIGTERM) stops the run cleanly: it writes a checkpoint and the snapshots so far,
     and `softgrain resume DIR` finishes it.
     """
-    import warnings
-
-    from rich.console import Console
-
-    from softgrain import checkpoint
-    from softgrain.config import load_config
-    from softgrain.io import check_output_dir, prepare_output_dir
-    from softgrain.phasefield.solver import Simulation
-
     changes = _parse_set(set_)
     if seed is not None:
         changes["run.seed"] = seed
@@ -253,48 +257,39 @@ def run_command(
         changes["run.end_time_s"] = end_time
     if checkpoint_every is not None and not (math.isfinite(checkpoint_every) and checkpoint_every > 0):
         fail(f"--checkpoint-every {checkpoint_every}: allowed: a simulated time S > 0 (s)")
-    config = load_config(preset_or_config, changes)
-    check_output_dir(out, overwrite)
-    console = Console(stderr=True)
+    names = {"out_dir": "--out", "overwrite": "--overwrite", "overrides": "--set",
+             "checkpoint_every_s": "--checkpoint-every"}
+    with flags(**names):
+        config = load_config(preset_or_config, changes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            simulation = Simulation(config)
+            simulation = setup.simulation(config)
         except UserInputError as exc:
             raise type(exc)(f"{preset_or_config}: {exc}") from None
+    with flags(**names):
+        check_output_dir(out, overwrite)
+    console = Console(stderr=True)
     for warning in caught:
         typer.echo(f"softgrain: note: {' '.join(str(warning.message).split())}", err=True)
-    folder = prepare_output_dir(out, overwrite)
+    with flags(**names):
+        folder = prepare_output_dir(out, overwrite)
     checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
     written = _RecordingWriter()
-    ds = checkpoint.run_to_end(simulation, folder, checkpoint_every, progress=not quiet,
-                               write_outputs=written, keep_checkpoints=keep_checkpoints)
-    _report_run(console, simulation, ds, written.paths)
+    with flags(**names):
+        ds = checkpoint.run_to_end(simulation, folder, checkpoint_every, progress=not quiet,
+                                   write_outputs=written, keep_checkpoints=keep_checkpoints)
+    show(console, report.run_summary(simulation, ds, written.paths))
 
 
 class _RecordingWriter:
-    """``softgrain.outputs.save_run`` that remembers the paths it wrote (for the report)."""
+    """:func:`softgrain.setup.save_run` that remembers the paths it wrote (for the report)."""
 
     def __init__(self) -> None:
         self.paths: dict[str, Path] = {}
 
     def __call__(self, ds, folder) -> None:
-        from softgrain import outputs
-
-        self.paths.update(outputs.save_run(ds, folder))
-
-
-def _report_run(console, simulation, ds, written: dict[str, Path]) -> None:
-    from softgrain import analysis
-
-    summary = analysis.summary(ds)
-    console.print(f"{simulation.config.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
-                  f"in {simulation.wall_time_s:.1f} s")
-    for time_s, *fractions in zip(summary["times_s"], *(summary["fractions"][o] for o in summary["fractions"])):
-        text = ", ".join(f"({o}) {f:.1%}" for o, f in zip(summary["fractions"], fractions))
-        console.print(f"  t = {time_s:g} s: {text}")
-    for path in written.values():
-        console.print(f"  wrote {path}")
+        self.paths.update(setup.save_run(ds, folder))
 
 
 @app.command("resume")
@@ -307,21 +302,13 @@ def resume_command(
     Writes the same outputs as `softgrain run`; the result is bit-identical to an uninterrupted
     run. A corrupt or truncated checkpoint is skipped in favour of the previous one.
     """
-    import warnings
-
-    from rich.console import Console
-
-    from softgrain import checkpoint
-
     console = Console(stderr=True)
     written = _RecordingWriter()
-    from softgrain.phasefield.solver import SubsteppingWarning
-
     with warnings.catch_warnings():
         # The sub-stepping note was shown when the run started.
         warnings.simplefilter("ignore", SubsteppingWarning)
-        simulation, ds = checkpoint.resume(folder, progress=not quiet, write_outputs=written)
-    _report_run(console, simulation, ds, written.paths)
+        simulation, ds = setup.resume(folder, progress=not quiet, write_outputs=written)
+    show(console, report.run_summary(simulation, ds, written.paths))
 
 
 class _OneLineHandler(logging.Handler):
@@ -353,41 +340,14 @@ def compare_experiments_command(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """Simulated texture (mean ± 95 % CI over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
-    from softgrain import experiments
-
-    result = experiments.compare_experiments(seeds, workers=workers, scheduler=scheduler,
-                                             overrides=_parse_set(set_), progress=not (quiet or as_json),
-                                             include_liquid=liquid, store_dir=store_dir)
+    with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set"):
+        result = experiments.compare_experiments(seeds, workers=workers, scheduler=scheduler,
+                                                 overrides=_parse_set(set_), progress=not (quiet or as_json),
+                                                 include_liquid=liquid, store_dir=store_dir)
     if as_json:
         typer.echo(json.dumps(result))
         return
-
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=max(Console().width, 120))
-    table = Table(title=f"Li texture: phase field ({seeds} seeds, mean [95 % CI]) vs EBSD vs theory")
-    for column in ("condition", "strain", "orientation", "simulated", "EBSD", "theory favours"):
-        table.add_column(column)
-    for row in result["conditions"]:
-        for i, orientation in enumerate(("001", "101", "111")):
-            measured = row["experiment"][orientation]
-            simulated = row["simulated"][orientation] if row["simulated"] else None
-            table.add_row(row["description"] if i == 0 else "", f"{row['strain']:+.4f}" if i == 0 else "",
-                          f"({orientation})", experiments.format_fraction(simulated),
-                          "—" if measured is None else f"{100 * measured:.1f} %",
-                          f"({row['theory_favoured']})" if i == 0 else "", end_section=i == 2)
-    console.print(table)
-    for entry in result["grain_size"]["entries"]:
-        width = entry["simulated_width_um"]
-        low, high = width["ci95"]
-        interval = f" [{low:.1f}, {high:.1f}]" if low is not None else ""
-        mean = "—" if width["mean"] is None else f"{width['mean']:.1f}{interval} µm"
-        console.print(f"surface grain width, {entry['preset']}: {mean} (observed "
-                      f"{entry['observed_um'][0]:g}–{entry['observed_um'][1]:g} µm; domain "
-                      f"{entry['domain_width_um']:g} µm wide)")
-    if result["grain_size"]["entries"]:
-        console.print("caveats: " + "; ".join(result["grain_size"]["caveats"]))
+    show(Console(width=max(Console().width, 120)), report.experiments(result))
 
 
 @app.command("interlayer")
@@ -403,54 +363,25 @@ def interlayer_command(
     set_: List[str] = typer.Option([], "--set", help="override a configuration key of the simulations (repeatable)"),
 ) -> None:
     """Interlayer design (paper Fig. 5A): bulk moduli, the five criteria, modulus → strain → texture."""
-    from softgrain.physics import interlayer
-    from softgrain.studies.interlayer import simulate_substrates
-
     if not (math.isfinite(stack_pressure) and stack_pressure >= 0):
         fail(f"--stack-pressure {stack_pressure}: must be a non-negative number of MPa")
-    report = interlayer.interlayer_report(stack_pressure, temperature)
+    result = interlayer_report(stack_pressure, temperature)
     if simulate:
         overrides = _parse_set(set_)
         overrides.update({"conditions.stack_pressure_MPa": stack_pressure, "run.temperature_C": temperature})
-        report["simulated"] = simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
-                                                             workers=workers, overrides=overrides)
+        with flags(seeds="--seeds", workers="--workers", overrides="--set"):
+            result["simulated"] = simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
+                                                      workers=workers, overrides=overrides)
     if plot is not None:
-        from softgrain import plots
-
         try:
-            plots.save_figure(plots.plot_interlayer_moduli(report), plot)
+            save_figure(plots.plot_interlayer_moduli(result), plot)
         except OSError as exc:
             fail(f"cannot write {str(plot)!r}: {exc.strerror or exc}")
     if as_json:
-        typer.echo(json.dumps(report))
+        typer.echo(json.dumps(result))
         return
-
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(width=max(Console().width, 120))
-    chain = {row["substrate"]: row for row in report["texture_chain"]}
-    table = Table(title=f"Interlayer candidates (B < {report['threshold_GPa']:g} GPa, amorphous, stable, "
-                        f"conductive, lithophilic); theory at {stack_pressure:g} MPa, {temperature:g} °C")
-    headers = {"bulk_modulus": "B<limit", "amorphous": "amorph.", "stable": "stable",
-               "conductive": "conduct.", "lithophilic": "lithoph."}
-    for column in ("material", "x", "B (GPa)", *(headers[k] for k in interlayer.CRITERIA), "all five",
-                   "Li strain", "theory"):
-        table.add_column(column, no_wrap=True)
-    for candidate in report["candidates"]:
-        row = chain[candidate["name"]]
-        table.add_row(candidate["name"], f"{candidate['x_li']:.3g}", f"{candidate['bulk_modulus_GPa']:.1f}",
-                      *("yes" if candidate["criteria"][k] else "no" for k in interlayer.CRITERIA),
-                      "PASS" if candidate["passes"] else "", f"{row['strain']:+.4f}",
-                      f"({row['theory_favoured']})")
-    console.print(table)
-    for family, x in report["modulus_crossing_x"].items():
-        text = "never" if x is None else f"x > {x:.2f}"
-        console.print(f"{family}: B < {report['threshold_GPa']:g} GPa for {text}")
-    for name, sim in report.get("simulated", {}).items():
-        fractions = ", ".join(f"({o}) {100 * s['mean']:.1f} %" for o, s in sim["fraction"].items()
-                              if s["mean"] is not None)
-        console.print(f"phase field on {name} (strain {sim['strain']:+.4f}, {sim['members_ok']} seeds): {fractions}")
+    show(console, report.interlayer(result))
     if plot is not None:
         console.print(f"Wrote {plot}")
 
@@ -466,25 +397,16 @@ def sweep_command(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Run (or resume) a parameter sweep: one phase-field run per (point, seed), as Dask tasks."""
-    from rich.console import Console
-
-    from softgrain import sweep
-
     plan = sweep.load_sweep(sweep_file)
     console = Console(stderr=True)
-    console.print(f"{plan.name}: {plan.task_count} tasks "
-                  f"({' × '.join(f'{a.name} {len(a.values)}' for a in plan.axes) or 'one point'}"
-                  f" × {len(plan.seeds)} seed(s)) → {out}")
+    console.print(report.sweep_plan(plan, out))
     try:
-        _, report = sweep.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
+        with flags(store="--out", workers="--workers", scheduler="--scheduler"):
+            _, done = runner.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished tasks are kept in {out}; run the same command to resume")
         raise typer.Abort() from None
-    console.print(f"done in {report.wall_time_s:.1f} s: {report.succeeded} ran, {report.failed} failed, "
-                  f"{report.skipped} already in the store")
-    if report.failed:
-        console.print("[yellow]note:[/] failed tasks have status 2 and their message in the "
-                      "store's 'error' variable; run the same command again to retry them")
+    show(console, report.sweep_done(done))
 
 
 @app.command("phase-map")
@@ -503,29 +425,20 @@ def phase_map_command(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Texture phase map (paper Fig. 4): (101) diffusion barrier × surface-energy anisotropy, resumable."""
-    from rich.console import Console
-
-    from softgrain import phasemap
-
     console = Console(stderr=True)
     try:
-        summary = phasemap.make_phase_map(
-            out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
-            overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
-            spacing=spacing, keep_maps=keep_maps)
+        with flags(out="--out", store="--out", workers="--workers", scheduler="--scheduler",
+                   resolution="--resolution", barrier_max="--barrier-max",
+                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"):
+            summary = phasemap.make_phase_map(
+                out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
+                overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
+                spacing=spacing, keep_maps=keep_maps)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished runs are kept in {out / phasemap.STORE_NAME}; "
                       "run the same command to resume")
         raise typer.Abort() from None
-    report = summary["report"]
-    console.print(f"phase map: {report['total']} tasks in {report['wall_time_s']:.1f} s "
-                  f"({report['succeeded']} ran, {report['failed']} failed, {report['skipped']} from the store)")
-    anisotropies = summary["surface_energy_anisotropy_J_m2"]
-    for i, barrier in enumerate(summary["barrier_101_eV"]):
-        row = ", ".join(f"A={a:.3f}: {summary['dominant'][i][j] or '—'}" for j, a in enumerate(anisotropies))
-        console.print(f"  E_a(101) = {barrier:.3f} eV → {row}")
-    for path in summary["paths"].values():
-        console.print(f"  wrote {path}")
+    show(console, report.phase_map(summary))
 
 
 @app.command("animate")
@@ -537,13 +450,12 @@ def animate_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing file"),
 ) -> None:
     """Animate the orientation map over all stored snapshots (set run.snapshot_times_s for more frames)."""
-    from softgrain import viewers
-
     target = out if out is not None else folder / viewers.ANIMATION_FILE
-    ds = viewers.load_result(folder)
+    ds = _load_run(folder)
     if target.exists() and not overwrite:
         fail(f"--out {target}: file exists; choose another or pass --overwrite")
-    viewers.write_animation(ds, target, fps)
+    with flags(path="--out", fps="--fps"):
+        viewers.write_animation(ds, target, fps)
     typer.echo(f"wrote {target} ({ds.sizes['time']} frames)", err=True)
 
 
@@ -555,15 +467,13 @@ def export_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="allow writing into a non-empty folder"),
 ) -> None:
     """Export the grain maps of a run for other tools (--vtk: ParaView, via meshio)."""
-    from softgrain import viewers
-    from softgrain.io import check_output_dir, prepare_output_dir
-
     if not vtk:
         fail("choose an export format: --vtk")
     target = out if out is not None else folder / viewers.VTK_FOLDER
-    ds = viewers.load_result(folder)
-    check_output_dir(target, overwrite)
-    written = viewers.export_vtk(ds, prepare_output_dir(target, overwrite))
+    ds = _load_run(folder)
+    with flags(out_dir="--out", overwrite="--overwrite"):
+        check_output_dir(target, overwrite)
+        written = viewers.export_vtk(ds, prepare_output_dir(target, overwrite))
     typer.echo(f"wrote {len(written) - 1} .vtu file(s) and {written[-1]} (open it in ParaView)", err=True)
 
 
@@ -572,15 +482,18 @@ def show_command(
     folder: Path = typer.Argument(..., metavar="DIR", help="output folder of a run (reads result.nc)"),
 ) -> None:
     """Print a run's texture at each snapshot and its provenance."""
-    from rich.console import Console
+    ds = _load_run(folder)
+    show(Console(), report.run_tables(ds, title=f"{folder}: texture by snapshot"))
 
-    from softgrain import viewers
 
-    ds = viewers.load_result(folder)
-    texture_table, provenance_table = viewers.summary_table(ds, title=f"{folder}: texture by snapshot")
-    console = Console()
-    console.print(texture_table)
-    console.print(provenance_table)
+def _load_run(folder: Path):
+    """The result of a run folder; a missing one names the command that writes it."""
+    try:
+        return load_result(folder)
+    except UserInputError as exc:
+        if Path(folder).is_dir():
+            raise UserInputError(f"{exc}; write one with: softgrain run … --out {folder}") from None
+        raise
 
 
 @app.command("bench")
@@ -593,26 +506,13 @@ def bench_command(
 ) -> None:
     """Measure the kernel on this machine: speed-up over the dense NumPy reference, grain and
     domain scaling, peak memory, and the full reference run (issue 4 targets)."""
-    from softgrain.benchmark import TARGETS, run_all
-    from softgrain.config import preset_names
-
     if preset not in preset_names():
         raise UserInputError(f"--preset {preset!r}: unknown preset; presets: {', '.join(preset_names())}")
-    result = run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
+    result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
     if json_output:
         typer.echo(json.dumps(result))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="softgrain bench (measured on this machine, one run)")
-    for column in ("measure", "value", "target"):
-        table.add_column(column, justify="right")
-    for key in ("speedup_vs_dense", "reference_run_s", "grain_scaling_750_over_75",
-                "cell_step_ratio_large", "peak_rss_large_MB"):
-        value = result.get(key)
-        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")))
-    Console().print(table)
+    Console().print(report.bench(result))
 
 
 def main() -> None:
@@ -621,13 +521,6 @@ def main() -> None:
     User errors → exit code 2 with one line; a run that stopped part-way (NaN, disk error) →
     exit code 1, after Ctrl-C/SIGTERM → 130, with one line saying where it stopped.
     """
-    try:  # Typer ≥ 0.20 vendors Click as typer._click; older Typer uses Click itself.
-        from typer._click import exceptions as click_exceptions
-    except ImportError:  # pragma: no cover - depends on the installed Typer
-        from click import exceptions as click_exceptions
-
-    from softgrain.errors import SimulationError
-
     _configure_logging()
     try:
         # Not standalone: Click's usage errors come back here to be reported in one line too.
@@ -650,6 +543,9 @@ def main() -> None:
         typer.echo(f"softgrain: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
     except SimulationError as exc:
-        typer.echo(f"softgrain: error: {' '.join(str(exc).split())}", err=True)
+        message = str(exc)
+        if isinstance(exc, RunStopped) and exc.resume_from is not None:
+            message += f"; continue with: softgrain resume {exc.resume_from}"
+        typer.echo(f"softgrain: error: {' '.join(message.split())}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     sys.exit(code if isinstance(code, int) else 0)

@@ -15,6 +15,11 @@ another one with ``base = "li-liquid"`` and override any key::
 Unknown keys, wrong types and out-of-range values are rejected with a :class:`ConfigError` that
 names the file and the key. Defaults of the numerical set-up come from ``data/phasefield.toml``
 (paper values with sources), so that no physical number is repeated here.
+
+This module is the schema only: its validators check types, ranges and keys that belong together,
+never physics, and it reads no materials data. What the numbers mean for a run — the strain that
+``[conditions]`` imply, the surface energies at that strain, L_q and κ_q — is worked out by
+:func:`softgrain.setup.build`.
 """
 
 from __future__ import annotations
@@ -31,11 +36,9 @@ from typing import Any, Literal, Mapping
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from softgrain.materials.substrates import substrate_bulk_modulus
-from softgrain.physics.conditions import lattice_strain
-from softgrain.errors import ConfigError, UserInputError
+from softgrain.errors import ConfigError, ParameterError
 from softgrain.materials.constants import load_phasefield_constants
-from softgrain.materials.metals import ORIENTATIONS, available_metals, load_metal
+from softgrain.materials.metals import ORIENTATIONS, available_metals
 
 Orientation = Literal["001", "101", "111"]
 
@@ -45,7 +48,10 @@ def _default(section: str, key: str):
     return lambda: load_phasefield_constants()[section][key].value
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of softgrain's schemas (configurations and sweep files): unknown keys, type coercion and
+    inf/nan are refused, and a validated object is frozen."""
+
     # inf/nan are refused: they pass "> 0" checks but make no sense as a size, time or constant.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
@@ -62,13 +68,14 @@ class KeyedValueError(ValueError):
         self.key = key
 
 
-class MaterialConfig(_Strict):
+class MaterialConfig(StrictModel):
     """The metal and its orientation-resolved inputs."""
 
     metal: str = Field("Li", description="Li, Na or K (data in softgrain/data/<metal>.toml)")
-    strain: float = Field(0.0, ge=-0.2, le=0.2, description=(
+    strain: float | None = Field(None, ge=-0.2, le=0.2, description=(
         "biaxial lattice strain of the film (−0.03 = 3 % compression); surface energies are "
-        "interpolated in strain from the materials data"))
+        "interpolated in strain from the materials data. Leave it out to take the strain from "
+        "[conditions] (or 0, unstrained, without them)"))
     surface_energy_J_m2: dict[Orientation, float] = Field(default_factory=dict, description=(
         "per-orientation overrides of the surface energy (J/m²); others follow the data at `strain`"))
     diffusion_barrier_eV: dict[Orientation, float] = Field(default_factory=dict, description=(
@@ -98,20 +105,8 @@ class MaterialConfig(_Strict):
                 raise ValueError(f"diffusion barrier of ({orientation}) must lie in [0, 3] eV, got {barrier}")
         return value
 
-    def surface_energies(self) -> dict[str, float]:
-        """Surface energy (J/m²) per orientation: data at ``strain``, then the overrides."""
-        metal = load_metal(self.metal)
-        energies = {o: self.surface_energy_J_m2[o] if o in self.surface_energy_J_m2
-                    else metal.surface_energy(o, self.strain) for o in ORIENTATIONS}
-        return energies
 
-    def barriers(self) -> dict[str, float]:
-        """Diffusion barrier (eV) per orientation: data, then the overrides."""
-        metal = load_metal(self.metal)
-        return {o: self.diffusion_barrier_eV.get(o, metal.barrier(o)) for o in ORIENTATIONS}
-
-
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     temperature_C: float = Field(25.0, ge=-150.0, le=300.0, description="temperature (°C)")
     end_time_s: float = Field(default_factory=_default("deposition", "end_time_s"), gt=0,
                               description="simulated time (s)")
@@ -132,7 +127,7 @@ class RunConfig(_Strict):
         return sorted(set(float(t) for t in value))
 
 
-class GridConfig(_Strict):
+class GridConfig(StrictModel):
     nx: int = Field(default_factory=lambda: int(_default("grid", "nx")()), ge=4, le=100_000,
                     description="columns (periodic direction)")
     ny: int = Field(default_factory=lambda: int(_default("grid", "ny")()), ge=4, le=100_000,
@@ -143,7 +138,7 @@ class GridConfig(_Strict):
                                      description="grid spacing in the Laplacian's units (1 = grid units)")
 
 
-class NucleationConfig(_Strict):
+class NucleationConfig(StrictModel):
     count: int = Field(default_factory=lambda: int(_default("nucleation", "count")()), ge=1,
                        description="number of nuclei (grains)")
     rows: int = Field(1, ge=1, description="nuclei are placed at distinct random cells of the bottom `rows` rows")
@@ -153,7 +148,7 @@ class NucleationConfig(_Strict):
                                             min_length=1, description="orientations drawn at random")
 
 
-class DepositionConfig(_Strict):
+class DepositionConfig(StrictModel):
     enabled: bool = Field(True, description="activate the domain row by row (deposition front)")
     crossing_time_s: float = Field(default_factory=_default("deposition", "end_time_s"), gt=0,
                                    description="time for the front to cross the domain (s)")
@@ -167,11 +162,27 @@ class DepositionConfig(_Strict):
         "'Deposition front')"))
 
 
-class LandauConfig(_Strict):
-    alpha: float = Field(default_factory=_default("landau", "alpha"), gt=0)
-    beta: float = Field(default_factory=_default("landau", "beta"), gt=0)
-    gamma: float = Field(default_factory=_default("landau", "gamma"), gt=0)
-    w: float = Field(default_factory=_default("landau", "w"), gt=0)
+class LandauConfig(StrictModel):
+    """The multi-grain Landau polynomial (paper Eq. S13; the paper prints neither f0 nor w).
+
+    f0 = Σ_q (−α/2 φ_q² + β/4 φ_q⁴) + γ Σ_{q<p} φ_q² φ_p², weighted by w in
+    F = ∫ [w f0 + Σ_q κ_q/2 |∇φ_q|²]. The free energy is in model units (the mapped L_q and κ_q
+    of Eq. S14–S15 are normalised), so these coefficients are dimensionless. Defaults and their
+    sources: ``data/phasefield.toml`` ``[landau]``.
+    """
+
+    alpha: float = Field(default_factory=_default("landau", "alpha"), gt=0, description=(
+        "α: coefficient of −α/2 φ_q² in f0 (Eq. S13), dimensionless; default 1 after Fan & Chen, "
+        "Acta Mater. 45, 611 (1997) (LIT)"))
+    beta: float = Field(default_factory=_default("landau", "beta"), gt=0, description=(
+        "β: coefficient of β/4 φ_q⁴ in f0 (Eq. S13), dimensionless; default 1 after Fan & Chen "
+        "1997 (LIT)"))
+    gamma: float = Field(default_factory=_default("landau", "gamma"), gt=0, description=(
+        "γ: grain–grain interaction γ φ_q² φ_p² in f0 (Eq. S13), dimensionless, > α/2 for stable "
+        "grains; default 1.5 after Moelans, Blanpain & Wollants, PRB 78, 024113 (2008) (LIT)"))
+    w: float = Field(default_factory=_default("landau", "w"), gt=0, description=(
+        "w: weight of the local free energy f0 against the gradient energy (Eq. S13), "
+        "dimensionless; default 1 (ASSUMED: the paper gives no w)"))
 
     @model_validator(mode="after")
     def _stable_grains(self) -> "LandauConfig":
@@ -181,14 +192,30 @@ class LandauConfig(_Strict):
         return self
 
 
-class MappingConfig(_Strict):
-    L1: float = Field(default_factory=_default("mapping", "L1"), gt=0)
-    L2: float = Field(default_factory=_default("mapping", "L2"), ge=0)
-    kappa1: float = Field(default_factory=_default("mapping", "kappa1"), gt=0)
-    kappa2: float = Field(default_factory=_default("mapping", "kappa2"), ge=0)
+class MappingConfig(StrictModel):
+    """The DFT → phase-field mapping of the paper (Eq. S14–S15).
+
+    L_q = L1 · exp(−L2 · E_a,q / (k_B T)) and κ_q = κ1 · exp(κ2 · E_s,q / E0), with E_a,q the
+    surface self-diffusion barrier, E_s,q the surface energy of grain q and E0 the mean E_s of
+    the grains present. L_q and κ_q are in model units: L in 1/s per unit of the (dimensionless)
+    free-energy density, κ in free-energy density × Δx² (lengths in grid units). Defaults and
+    their sources: ``data/phasefield.toml`` ``[mapping]`` (the paper's values, below Eq. S15).
+    """
+
+    L1: float = Field(default_factory=_default("mapping", "L1"), gt=0, description=(
+        "L1: mobility prefactor of Eq. S14, model units (1/s); default 7.5 (PAPER, Eq. S14)"))
+    L2: float = Field(default_factory=_default("mapping", "L2"), ge=0, description=(
+        "L2: scale of the barrier in the exponent of Eq. S14, dimensionless; default 0.27 "
+        "(PAPER, Eq. S14)"))
+    kappa1: float = Field(default_factory=_default("mapping", "kappa1"), gt=0, description=(
+        "κ1: gradient-coefficient prefactor of Eq. S15, model units (free-energy density × Δx²); "
+        "default 4.1e-9 (PAPER, Eq. S15)"))
+    kappa2: float = Field(default_factory=_default("mapping", "kappa2"), ge=0, description=(
+        "κ2: scale of E_s/E0 in the exponent of Eq. S15, dimensionless; default 20 (PAPER, "
+        "Eq. S15)"))
 
 
-class NumericsConfig(_Strict):
+class NumericsConfig(StrictModel):
     kernel: Literal["sparse", "dense"] = Field("sparse", description=(
         "'sparse': compiled locally-reduced order parameters; 'dense': NumPy reference (slow)"))
     prune_threshold: float = Field(1e-8, ge=0, lt=0.01, description=(
@@ -197,26 +224,22 @@ class NumericsConfig(_Strict):
     threads: int | None = Field(None, ge=1, le=1024, description="kernel threads (default: all cores)")
 
 
-class ConditionsConfig(_Strict):
-    """Physical cell conditions; when given, they set ``material.strain`` (:mod:`softgrain.conditions`)."""
+class ConditionsConfig(StrictModel):
+    """Physical cell conditions; when given, they set the strain (:mod:`softgrain.physics.conditions`).
+
+    The substrate name is checked against the catalogue when the configuration is set up
+    (:func:`softgrain.setup.build`), not here: the schema reads no materials data.
+    """
 
     stack_pressure_MPa: float = Field(ge=0, le=1000, description=(
         "stack pressure (MPa); no strain below the metal's yield strength, full strain from 5 MPa"))
     substrate: str | float = Field(description=(
         "substrate under the deposit: a material name (Cu, Ag, Au, … from bulk_moduli.toml, or an "
-        "interlayer material such as 'Li0.7Si0.3', see `softgrain interlayer`) or its bulk modulus in GPa"))
-
-    @field_validator("substrate")
-    @classmethod
-    def _known_substrate(cls, value: str | float) -> str | float:
-        try:
-            substrate_bulk_modulus(value)
-        except UserInputError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        "interlayer material such as 'Li0.7Si0.3', see softgrain.materials.substrates) or its bulk "
+        "modulus in GPa"))
 
 
-class SimulationConfig(_Strict):
+class SimulationConfig(StrictModel):
     """Everything a phase-field run needs; see the README for each key."""
 
     name: str = Field("custom", description="preset or file the configuration came from")
@@ -230,36 +253,8 @@ class SimulationConfig(_Strict):
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     numerics: NumericsConfig = Field(default_factory=NumericsConfig)
     conditions: ConditionsConfig | None = Field(None, description=(
-        "optional stack pressure and substrate; their lattice strain sets material.strain, which "
-        "must then not be given as well"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _strain_from_conditions(cls, data: Any) -> Any:
-        """Derive ``material.strain`` from ``[conditions]``; refuse a conflicting explicit strain.
-
-        A strain equal to the derived one is accepted, so that a stored configuration (which
-        records the derived strain beside its conditions) validates again unchanged.
-        """
-        if not isinstance(data, Mapping) or data.get("conditions") is None:
-            return data
-        material = data.get("material", {})
-        if not isinstance(material, Mapping):
-            return data  # the field validation reports the wrong type with its key
-        try:
-            conditions = ConditionsConfig.model_validate(data["conditions"])
-            metal = material.get("metal", MaterialConfig.model_fields["metal"].default)
-            strained = lattice_strain(conditions.stack_pressure_MPa, conditions.substrate, metal)
-        except (ValidationError, UserInputError):
-            return data  # invalid conditions or metal: reported by the field validation with its key
-        explicit = material.get("strain")
-        if explicit is not None and (isinstance(explicit, bool) or not isinstance(explicit, (int, float))
-                                     or abs(explicit - strained.strain) > 1e-12):
-            raise KeyedValueError(
-                "material.strain", f"= {explicit!r} conflicts with [conditions] (stack_pressure_MPa = "
-                f"{conditions.stack_pressure_MPa:g}, substrate = {conditions.substrate!r} → strain "
-                f"{strained.strain:+.4g}); give either material.strain or [conditions], not both")
-        return {**data, "material": {**material, "strain": strained.strain}}
+        "optional stack pressure and substrate; their lattice strain is the film's strain, so "
+        "material.strain is then left out (a value equal to the derived strain is accepted)"))
 
     @model_validator(mode="after")
     def _consistent(self) -> "SimulationConfig":
@@ -283,8 +278,8 @@ class SimulationConfig(_Strict):
         """A validated copy with dotted-key changes, e.g. ``{"run.seed": 3}``."""
         data = self.model_dump(mode="python")
         if self.conditions is not None and "material.strain" not in changes:
-            # The strain was derived from [conditions]: derive it again from the changed ones.
-            data["material"].pop("strain")
+            # With [conditions] the strain is theirs: a recorded copy of it must not outlive them.
+            data["material"]["strain"] = None
         for dotted, value in changes.items():
             _set_dotted(data, dotted, value)
         return validate_config(data, source=f"{self.name} (overrides)")
@@ -300,11 +295,12 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge_tables(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, table by table (how ``base = …`` files combine)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(dict(merged[key]), value)
+            merged[key] = merge_tables(dict(merged[key]), value)
         else:
             merged[key] = value
     return merged
@@ -320,11 +316,17 @@ def _preset_path(name: str) -> Path:
     return Path(str(resources.files("softgrain") / "presets" / f"{name}.toml"))
 
 
-def _read(source: str, text: str) -> dict[str, Any]:
+def read_toml_file(path: str | Path, what: str = "configuration file") -> dict[str, Any]:
+    """Parse a user's TOML file (configuration or sweep); a bad one is a :class:`ConfigError`."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: malformed TOML: {exc}") from None
+        raise ConfigError(f"{file}: malformed TOML: {exc}") from None
 
 
 def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
@@ -343,11 +345,7 @@ def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, 
             raise ConfigError(f"{path}: no such configuration file")
     if str(path) in seen:
         raise ConfigError(f"{path}: circular 'base' chain: {' → '.join(seen)}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    data = _read(str(path), text)
+    data = read_toml_file(path)
     base = data.pop("base", None)
     if base is not None:
         if not isinstance(base, str):
@@ -357,7 +355,7 @@ def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, 
             base_data, _ = _resolve(base_source, seen + (str(path),))
         except ConfigError as exc:
             raise ConfigError(f"{path}: base = {base!r}: {exc}") from None
-        data = _deep_merge(base_data, data)
+        data = merge_tables(base_data, data)
     data.setdefault("name", name)
     return data, str(path)
 
@@ -502,27 +500,13 @@ def load_config(source: str | Path, overrides: Mapping[str, Any] | None = None) 
     Examples
     --------
     >>> cfg = load_config("li-solid", {"run.seed": 3})
-    >>> cfg.material.metal, cfg.run.seed
-    ('Li', 3)
+    >>> cfg.material.metal, cfg.run.seed, cfg.conditions.substrate
+    ('Li', 3, 'Cu')
     """
     data, path = _resolve(source)
     for dotted, value in (overrides or {}).items():
         _set_dotted(_ensure_parent(data, dotted), dotted, value)
-    config = validate_config(data, source=path)
-    # Fail early on strains outside the data (clear message instead of a failure mid-run).
-    try:
-        config.material.surface_energies()
-    except UserInputError as exc:
-        metal = load_metal(config.material.metal)
-        low, high = metal.strain_range
-        if low - 1e-12 <= config.material.strain <= high + 1e-12:
-            raise ConfigError(f"{path}: {exc}") from None
-        raise ConfigError(
-            f"{path}: material.strain = {config.material.strain:+.4g}: no surface-energy data for "
-            f"{metal.symbol} at this strain ({Path(metal.source_file).name}); allowed: "
-            f"{low:+.3f} ≤ material.strain ≤ {high:+.3f}, or give all three "
-            "material.surface_energy_J_m2") from None
-    return config
+    return validate_config(data, source=path)
 
 
 def _ensure_parent(data: dict[str, Any], dotted: str) -> dict[str, Any]:
@@ -531,6 +515,6 @@ def _ensure_parent(data: dict[str, Any], dotted: str) -> dict[str, Any]:
     for depth, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {dotted}: {'.'.join(parts[:depth + 1])} is a value, not a "
-                              "section; it has no key " + repr(parts[depth + 1]))
+            raise ParameterError("overrides", f"{dotted}: {'.'.join(parts[:depth + 1])} is a value, "
+                                 "not a section; it has no key " + repr(parts[depth + 1]))
     return data

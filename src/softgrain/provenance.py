@@ -3,8 +3,8 @@
 :func:`environment` gathers everything that identifies the software and machine (softgrain
 version, git commit of the source tree if it is a git checkout, Python, key library versions,
 platform); :func:`utc_now` gives the ISO-8601 timestamps that runs record for their start and end.
-The run's resolved configuration and seed are stored by the solver next to these (see
-:func:`softgrain.phasefield.solver.build_dataset`), so a figure can be re-made exactly from the
+The run's resolved configuration and seed are stored next to these in its result (see
+:func:`softgrain.output.results.run_dataset`), so a figure can be re-made exactly from the
 ``result.nc`` it came from.
 """
 
@@ -18,6 +18,8 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+
+from softgrain import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +79,9 @@ def environment() -> dict[str, str]:
         for the libraries that determine the numbers (numpy, numba, scipy, xarray, netCDF4,
         pydantic).
     """
-    import softgrain
-
     commit, dirty = git_state()
     info = {
-        "softgrain_version": softgrain.__version__,
+        "softgrain_version": __version__,
         "git_commit": commit,
         "git_dirty": "unknown" if dirty is None else ("yes" if dirty else "no"),
         "python": platform.python_version(),

@@ -3,7 +3,10 @@
 The paper activates the domain "in an incremental, layer-wise manner" without giving the rate;
 softgrain lets the front move at a constant speed, by default such that it reaches the top of the
 domain at ``crossing_time_s`` (400 s, the paper's last snapshot; ``data/phasefield.toml``).
-Rows at and above the front hold no metal yet: φ = 0 there, and the front is a zero-flux boundary.
+Rows at and above the front hold no metal yet: φ = 0 there. What a grain at the front sees is the
+configuration's ``deposition.front_boundary``: by default ``"empty"`` — the undeposited space,
+φ = 0, so the grain pays its gradient energy κ_q towards it — or ``"zero-flux"``, a closed
+boundary that costs no gradient energy (README, "Deposition front").
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softgrain.errors import ConfigError
+from softgrain.materials.metals import ORIENTATIONS
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,33 @@ def nucleate(shape: tuple[int, int], count: int, rows: int, radius: float, n_ori
         labels[:height][claim] = grain
     filled = int(np.nonzero((labels >= 0).any(axis=1))[0].max()) + 1
     return Nucleation(labels=labels, grain_orientation=orientation, filled_rows=filled)
+
+
+def nucleation_from_labels(labels: np.ndarray, orientation: list[str] | None,
+                           shape: tuple[int, int]) -> Nucleation:
+    """A given grain map as the initial state: ``labels`` 0..n−1 (−1 empty), one orientation each.
+
+    Raises
+    ------
+    ConfigError
+        If the labels do not fit ``shape`` or are not grain indices, or the orientations do not
+        name one known orientation per grain.
+    """
+    labels = np.asarray(labels)
+    if labels.shape != shape:
+        raise ConfigError(f"initial labels have shape {labels.shape}, the grid is {shape} (ny, nx)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ConfigError("initial labels must be integers (grain index, −1 for no grain)")
+    n = int(labels.max()) + 1
+    if labels.min() < -1 or n < 1:
+        raise ConfigError("initial labels must be −1 or grain indices 0..n−1")
+    if orientation is None or len(orientation) != n:
+        raise ConfigError(f"give one orientation per grain: {n} grains in the labels")
+    bad = [o for o in orientation if o not in ORIENTATIONS]
+    if bad:
+        raise ConfigError(f"unknown orientation(s) {bad}; known: {', '.join(ORIENTATIONS)}")
+    index = np.array([ORIENTATIONS.index(o) for o in orientation], dtype=np.int32)
+    return Nucleation(labels=labels.astype(np.int32), grain_orientation=index, filled_rows=shape[0])
 
 
 def disc_in_matrix(shape: tuple[int, int], radius: float, centre: tuple[float, float] | None = None) -> np.ndarray:

@@ -27,6 +27,18 @@ All energy densities are in J/m³. Surface energies depend on the biaxial lattic
 film (interpolated by :class:`softgrain.materials.metals.Metal`); the electrolyte selects that strain
 through :data:`ELECTROLYTE_STRAIN`, and any strain inside the tabulated range may be given
 directly instead. The functions are NumPy-vectorised over temperature.
+
+Examples
+--------
+Fig. 3A: under a solid electrolyte (−3 % strain) Li turns from (001) to (101) between 25 and
+80 °C; unstrained (liquid electrolyte) it stays (101):
+
+>>> round(crossover_temperature("Li", strain="solid"), 1)
+48.7
+>>> energy_difference("Li", ("001", "101"), [25.0, 80.0], strain="solid").favoured.tolist()
+['001', '101']
+>>> crossover_temperature("Li", strain="liquid") is None
+True
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from softgrain.config import load_config
-from softgrain.experiments import simulate_ensemble
 from softgrain.materials.substrates import find_material
-from softgrain.sweep import dask_client
+from softgrain.setup import material_inputs
+from softgrain.studies.experiments import simulate_ensemble
+from softgrain.studies.runner import dask_client
 
 
 def simulate_substrates(substrates: Sequence[str], seeds: int, preset: str = "li-solid-lixsi",
@@ -23,7 +24,8 @@ def simulate_substrates(substrates: Sequence[str], seeds: int, preset: str = "li
 
     Returns, per substrate, the resolved strain and each orientation's fraction as
     ``{"mean", "ci95": [lo, hi]}`` over ``seeds`` nucleation seeds
-    (:func:`softgrain.sweep.run_ensemble` and :func:`softgrain.sweep.ensemble_statistics`).
+    (:func:`softgrain.studies.runner.run_ensemble` and
+    :func:`softgrain.analysis.ensemble_statistics`).
     """
     configs = {}
     for name in substrates:
@@ -36,7 +38,7 @@ def simulate_substrates(substrates: Sequence[str], seeds: int, preset: str = "li
     with dask_client(None, workers) as client:
         for name, config in configs.items():
             result = simulate_ensemble(config, seeds, client=client)
-            out[name] = {"strain": config.material.strain, **result}
+            out[name] = {"strain": material_inputs(config).strain, **result}
     return out
 
 

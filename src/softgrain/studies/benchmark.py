@@ -6,7 +6,7 @@ pass/fail test. ``benchmarks/kernel_scaling.py`` runs :func:`run_all` and prints
 What is measured
     (a) :func:`measure_speedup_vs_dense` — the sparse kernel
         (:class:`~softgrain.phasefield.sparse.SparseField`) against the dense NumPy reference
-        (:func:`~softgrain.phasefield.kernels.allen_cahn_step_dense`) for the same steps from the
+        (:func:`~softgrain.phasefield.dense.allen_cahn_step_dense`) for the same steps from the
         same state: a Voronoi tessellation of the 200 × 70 grid into 75 grains, grown for a few
         hundred steps so that boundaries and tails have formed.
     (b) :func:`measure_grain_scaling` — the same protocol with 75 and with 750 grains on the same
@@ -18,9 +18,9 @@ What is measured
     (d) :func:`time_reference_run` — the full reference run (``softgrain.phasefield.solver``,
         preset ``li-solid``: 40,000 steps of Δt = 0.01 s, sub-stepped by the stability guard).
 
-Grain parameters are those of the reference run: L_q and κ_q of the three orientations mapped by
-:mod:`softgrain.parameters` for the ``li-solid`` preset, each grain drawn at random among the
-three, and the kernel time step Δt/substeps that the solver would use. The tails of grains with
+Grain parameters are those of the reference run: L_q and κ_q of the three orientations as
+:func:`softgrain.setup.build` maps them (Eq. S14–S15) for the ``li-solid`` preset, each grain drawn
+at random among the three, and the kernel time step Δt/substeps that the solver uses. The tails of grains with
 large κ (κ ≈ 12.5 for (111) in this preset) reach far — |φ| ≥ 1e-8 over ≈ 18·sqrt(κ/2) cells —
 so the number of grains present per cell, reported as ``mean_occupancy``, drives the cost.
 
@@ -39,11 +39,20 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
+from scipy.spatial import cKDTree
 
+from softgrain.config import load_config
+from softgrain.phasefield import sparse
+from softgrain.phasefield.dense import allen_cahn_step_dense
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.solver import Simulation
+from softgrain.phasefield.sparse import SparseField, set_num_threads
+from softgrain.setup import build
 
 REFERENCE_SHAPE = (70, 200)      # (ny, nx) of the paper's grid
 REFERENCE_GRAINS = 75
@@ -83,42 +92,18 @@ class KernelParameters:
 def kernel_parameters(preset: str = "li-solid") -> KernelParameters:
     """L_q, κ_q per orientation and the sub-stepped Δt that the solver uses for ``preset``.
 
-    Taken from :class:`softgrain.phasefield.solver.Simulation` when it can be built (E0 is then
-    the mean surface energy of the nucleated grains, as in the run); otherwise mapped directly
-    with E0 = the mean over the three orientations.
+    As :func:`softgrain.setup.build` sets the run up: E0 is the mean surface energy of the
+    nucleated grains, and Δt is divided into the sub-steps of the stability guard.
     """
-    import warnings
-
-    from softgrain.config import load_config
-
-    cfg = load_config(preset)
-    landau = Landau(cfg.landau.alpha, cfg.landau.beta, cfg.landau.gamma, cfg.landau.w)
-    spacing = float(cfg.grid.laplacian_spacing)
-    try:
-        from softgrain.phasefield.solver import Simulation
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sim = Simulation(cfg)
-        op = sim.orientation_parameters
-        return KernelParameters(tuple(float(v) for v in op.mobility),
-                                tuple(float(v) for v in op.kappa),
-                                float(cfg.run.dt_s / sim.substeps), landau, spacing,
-                                f"preset {preset} as set up by the solver ({sim.substeps} sub-steps)")
-    except Exception:                       # solver missing or changed: map directly
-        from softgrain.parameters import (MappingConstants, map_orientations, stable_time_step,
-                                          substeps_for)
-
-        op = map_orientations(cfg.material.surface_energies(), cfg.material.barriers(),
-                              cfg.run.temperature_C,
-                              constants=MappingConstants(cfg.mapping.L1, cfg.mapping.L2,
-                                                         cfg.mapping.kappa1, cfg.mapping.kappa2))
-        limit = stable_time_step(op.mobility, op.kappa, landau, spacing)
-        n_sub = substeps_for(cfg.run.dt_s, limit)
-        return KernelParameters(tuple(float(v) for v in op.mobility),
-                                tuple(float(v) for v in op.kappa), float(cfg.run.dt_s / n_sub),
-                                landau, spacing,
-                                f"preset {preset}, E0 = mean over the orientations ({n_sub} sub-steps)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # the sub-stepping note: expected for li-solid
+        inputs = build(load_config(preset))
+    op = inputs.orientation_parameters
+    return KernelParameters(tuple(float(v) for v in op.mobility), tuple(float(v) for v in op.kappa),
+                            float(inputs.dt_s / inputs.substeps), inputs.landau,
+                            float(inputs.laplacian_spacing),
+                            f"preset {preset} as set up by softgrain.setup.build "
+                            f"({inputs.substeps} sub-steps)")
 
 
 def voronoi_labels(shape: tuple[int, int], n_grains: int, seed: int = 0,
@@ -127,8 +112,6 @@ def voronoi_labels(shape: tuple[int, int], n_grains: int, seed: int = 0,
 
     Periodic in x like the model; cells above ``rows`` are −1.
     """
-    from scipy.spatial import cKDTree
-
     ny, nx = shape
     rows = ny if rows is None else int(rows)
     rng = np.random.default_rng(seed)
@@ -144,15 +127,11 @@ def voronoi_labels(shape: tuple[int, int], n_grains: int, seed: int = 0,
 
 
 def _set_threads(threads: int) -> int:
-    from softgrain.phasefield.sparse import set_num_threads
-
     return set_num_threads(threads)
 
 
 def _warm_up(params: KernelParameters) -> None:
     """Compile (or load from the cache) the kernels outside any timed region."""
-    from softgrain.phasefield import sparse
-
     f = sparse.SparseField.from_labels(np.zeros((4, 4), dtype=np.int32))
     saved = sparse._MIN_PARALLEL_CELLS
     sparse._MIN_PARALLEL_CELLS = 0          # make the tiny grid take the parallel path too
@@ -173,8 +152,6 @@ def grown_state(shape: tuple[int, int], n_grains: int, params: KernelParameters,
     ``headroom`` slots are added after growing, so that a capacity growth (a one-off re-allocation
     and re-synchronisation) is unlikely to fall into a timed interval.
     """
-    from softgrain.phasefield.sparse import SparseField
-
     labels = voronoi_labels(shape, n_grains, seed)
     _, mob, kap = params.grains(n_grains, seed + 1)
     field = SparseField.from_labels(labels, max_capacity=max_capacity)
@@ -226,8 +203,6 @@ def time_dense(phi: np.ndarray, n_steps: int, params: KernelParameters, mob: np.
                kap: np.ndarray, active_rows: int | None = None,
                repeats: int = 1) -> tuple[dict, np.ndarray]:
     """Best-of-``repeats`` time of ``n_steps`` dense NumPy steps from ``phi`` (and the end state)."""
-    from softgrain.phasefield.kernels import allen_cahn_step_dense
-
     rows = phi.shape[1] if active_rows is None else active_rows
     best_wall = best_cpu = float("inf")
     work = None
@@ -285,8 +260,6 @@ def measure_grain_scaling(shape: tuple[int, int] = REFERENCE_SHAPE, counts=(75, 
     ``relabelled_*`` times the grown state of the first count with its grain indices scattered
     over 0 … last count − 1 (same geometry, same L and κ per grain, 10× longer per-grain arrays).
     """
-    from softgrain.phasefield.sparse import SparseField
-
     params = params or kernel_parameters()
     _warm_up(params)
     out = {"state": f"Voronoi {shape[1]}x{shape[0]}, grown {grow_steps} steps",
@@ -375,7 +348,7 @@ def measure_large_grid(large_shape: tuple[int, int] = LARGE_SHAPE, large_grains:
             "grow_steps": grow_steps, "n_steps": n_steps, "repeats": repeats, "seed": seed,
             "prune_threshold": prune_threshold, "preset": preset,
             "reference_seeds": reference_seeds}
-    code = ("import json, sys; from softgrain.benchmark import _large_grid_worker; "
+    code = ("import json, sys; from softgrain.studies.benchmark import _large_grid_worker; "
             "print(json.dumps(_large_grid_worker(json.loads(sys.argv[1]))))")
     env = dict(os.environ, NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", str(os.cpu_count() or 1)))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -406,34 +379,27 @@ def measure_large_grid(large_shape: tuple[int, int] = LARGE_SHAPE, large_grains:
 
 def time_reference_run(preset: str = "li-solid", threads: int = 1,
                        dense_cpu_ns_per_cell_step: float | None = None) -> dict:
-    """Wall time of the full reference run through the solver (lazy imports).
+    """Wall time of the full reference run through the solver.
 
-    Uses :class:`softgrain.phasefield.solver.Simulation` (what ``solver.run(config)`` runs) so
-    that the kernel's counters are available. With ``dense_ns_per_cell_step`` (from
+    Uses :class:`softgrain.phasefield.solver.Simulation` (what :func:`softgrain.setup.simulate`
+    runs) so that the kernel's counters are available. With ``dense_ns_per_cell_step`` (from
     :func:`measure_speedup_vs_dense`, CPU time) the dense NumPy time of the same run is estimated
     as that cost times the active cell-steps of the run and compared with the run's CPU time (an
     estimate, and a low one for the dense side: with few active rows NumPy's per-call overhead
     makes the dense reference slower per cell).
     """
-    import warnings
-
-    try:
-        from softgrain.config import load_config
-        from softgrain.phasefield.solver import Simulation
-    except ImportError as exc:          # the solver is not there yet
-        return {"error": f"solver not available: {exc}"}
     cfg = load_config(preset, {"numerics.threads": threads})
     params = kernel_parameters(preset)
     _warm_up(params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sim = Simulation(cfg)
+        sim = Simulation(build(cfg))
     wall, cpu = time.perf_counter(), time.process_time()
-    ds = sim.run()
+    sim.run()
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
     out = {"preset": preset, "threads": threads, "wall_s": wall, "cpu_s": cpu,
-           "solver_loop_wall_s": float(ds.attrs.get("wall_time_s", float("nan"))),
+           "solver_loop_wall_s": sim.wall_time_s,
            "steps": sim.total_steps, "substeps": sim.substeps,
            "kernel_steps": sim.total_steps * sim.substeps,
            "kernel": cfg.numerics.kernel, "prune_threshold": cfg.numerics.prune_threshold}
@@ -455,8 +421,6 @@ def time_reference_run(preset: str = "li-solid", threads: int = 1,
 # ----------------------------------------------------------------------------------------------
 
 def machine() -> dict:
-    import numba
-
     return {"python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "cpu_count": os.cpu_count(),
             "numba_threads": numba.config.NUMBA_NUM_THREADS,

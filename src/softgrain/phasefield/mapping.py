@@ -7,7 +7,8 @@ with L1 = 7.5, L2 = 0.27, κ1 = 4.1e-9, κ2 = 20 (paper, below Eq. S15; ``data/p
 E0 the mean surface energy of the grains present (paper: "the average E_s among the grains").
 
 Like MOOSE's ``GBEvolution`` material, this is the one place where physical inputs become model
-constants; the kernels only see the resulting per-grain arrays.
+constants; the kernels only see the resulting per-grain arrays. :func:`stable_time_step` and
+:func:`substeps_for` give the explicit-Euler limit and the sub-steps that respect it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ import numpy as np
 from softgrain.materials.constants import BOLTZMANN_EV_K, celsius_to_kelvin, load_phasefield_constants
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.phasefield.energy import Landau
+
+
+class SubsteppingWarning(UserWarning):
+    """Δt exceeded the explicit-Euler limit and was split into sub-steps."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def map_orientations(surface_energy_J_m2: dict[str, float], barrier_eV: dict[str
     Parameters
     ----------
     surface_energy_J_m2, barrier_eV : dict
-        Orientation → value, for every orientation in :data:`~softgrain.materials.ORIENTATIONS`.
+        Orientation → value, for every orientation in :data:`~softgrain.materials.metals.ORIENTATIONS`.
     temperature_C : float
         Temperature in °C.
     grain_orientation : numpy.ndarray, optional

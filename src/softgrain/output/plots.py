@@ -1,29 +1,37 @@
-"""Figures of softgrain, one function per figure of the paper, plus an atomic figure writer.
+"""Figures of softgrain, one function per figure of the paper.
 
 Each ``plot_*`` function returns a :class:`matplotlib.figure.Figure` built without
 :mod:`matplotlib.pyplot`, so no GUI backend, global figure registry or display is involved: the
-figures are rendered by the Agg canvas when saved and are safe in headless runs and threads.
-:func:`save_figure` checks the path and writes a figure atomically (through
-:func:`softgrain.io.atomic_path`), so an interrupted run never leaves a truncated image behind.
+figures are rendered by the Agg canvas when saved and are safe in headless runs and threads. The
+one figure writer is :func:`softgrain.output.files.save_figure` (checks the path and the format,
+writes atomically). The functions draw what they are given; the numbers come from
+:mod:`softgrain.physics` (theory, interlayer) or are passed in (run results, texture, phase map).
 
 Figures:
 
-* :func:`plot_theory_fig3a` — paper Fig. 3A: ΔΓ_surface, ΔF_strain and ΔU against temperature.
+* :func:`plot_theory_fig3a` — paper Fig. 3A: ΔΓ_surface, ΔF_strain and ΔU against temperature;
+* :func:`plot_grain_maps` — paper Fig. 2 columns: orientation, surface-energy and barrier maps;
+* :func:`plot_texture_evolution` — orientation fractions against height and time;
+* :func:`plot_interlayer_moduli` — paper Fig. 5A: bulk modulus against Li fraction;
+* :func:`plot_phase_map` — paper Fig. 4: the texture phase map.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import xarray as xr
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from softgrain.errors import UserInputError
-from softgrain.io import atomic_path
-from softgrain.materials.metals import Metal, load_metal
+from softgrain.materials.metals import ORIENTATIONS, Metal, load_metal
+from softgrain.output.results import TASK_OK, grid_step, orientation_index, orientation_map, per_cell
+from softgrain.physics.interlayer import interlayer_report
 from softgrain.physics.theory import (
     ELECTROLYTE_STRAIN,
     FIG3A_PAIR,
@@ -46,7 +54,7 @@ def plot_theory_fig3a(metal: str | Metal = "Li", pair: Sequence[str] = FIG3A_PAI
     """Paper Fig. 3A: ΔΓ_surface, ΔF_strain and ΔU = U(pair[0]) − U(pair[1]) vs temperature.
 
     One panel per strain case (default: the liquid and the solid electrolyte of
-    :data:`softgrain.theory.ELECTROLYTE_STRAIN`), with the ΔU = 0 line and every crossover
+    :data:`softgrain.physics.theory.ELECTROLYTE_STRAIN`), with the ΔU = 0 line and every crossover
     temperature in the plotted range marked.
 
     Parameters
@@ -105,68 +113,25 @@ def plot_theory_fig3a(metal: str | Metal = "Li", pair: Sequence[str] = FIG3A_PAI
     return fig
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> Path:
-    """Save ``fig`` to ``path`` atomically; the format follows the file extension.
-
-    Raises
-    ------
-    UserInputError
-        If the directory does not exist or the extension is not an image format matplotlib
-        can write; the message names the path.
-    """
-    target = Path(path)
-    suffix = target.suffix.lower().lstrip(".")
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    supported = canvas.get_supported_filetypes()
-    if suffix not in supported:
-        raise UserInputError(
-            f"cannot write figure {str(target)!r}: unknown extension {target.suffix!r}; "
-            f"use one of {', '.join('.' + s for s in sorted(supported))}"
-        )
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise UserInputError(f"cannot write figure {str(target)!r}: no directory {str(directory)!r}")
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format=suffix, dpi=dpi)
-    return target
-
-
 # --- Phase-field figures (paper Fig. 2 columns) ---------------------------------------------
 
 ORIENTATION_COLOURS = {"001": "#0072B2", "101": "#D55E00", "111": "#009E73"}
 """Okabe–Ito colour-blind-safe palette keyed to the orientations; empty space is black as in the paper."""
 
 
-def orientation_cmap():
+def orientation_cmap() -> ListedColormap:
     """Colormap for orientation-index maps: −1 (no grain) black, then (001), (101), (111)."""
-    from matplotlib.colors import ListedColormap
-
-    from softgrain.materials.metals import ORIENTATIONS
-
     return ListedColormap(["black"] + [ORIENTATION_COLOURS[o] for o in ORIENTATIONS])
 
 
 def _orientation_legend(ax) -> None:
-    from matplotlib.patches import Patch
-
     handles = [Patch(color=c, label=f"({o})") for o, c in ORIENTATION_COLOURS.items()]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3,
               frameon=False, fontsize="small")
 
 
-def _cell_property(grain_map, per_grain):
-    import numpy as np
-
-    out = np.full(grain_map.shape, np.nan)
-    occupied = grain_map >= 0
-    out[occupied] = np.asarray(per_grain)[grain_map[occupied]]
-    return out
-
-
 def _grain_boundaries(grain_map):
     """Cells whose right (periodic) or upper neighbour belongs to another grain."""
-    import numpy as np
-
     occupied = grain_map >= 0
     right = (grain_map != np.roll(grain_map, -1, axis=1)) & occupied & np.roll(occupied, -1, axis=1)
     up = np.zeros_like(right)
@@ -174,44 +139,38 @@ def _grain_boundaries(grain_map):
     return right | up
 
 
-def plot_grain_maps(ds, times=None):
+def plot_grain_maps(ds: xr.Dataset, times: Sequence[float] | None = None) -> Figure:
     """Orientation, surface-energy and diffusion-barrier maps at the snapshot ``times`` (Fig. 2).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        A run result (:func:`softgrain.phasefield.run`).
+        A run result (:func:`softgrain.setup.simulate`, or a run folder's ``result.nc``).
     times : sequence of float, optional
         Snapshot times to show (nearest stored); all snapshots by default.
     """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from softgrain.analysis import orientation_map
-    from softgrain.materials import ORIENTATIONS
-
     stored = ds["time"].values
     times = stored if times is None else sorted({float(stored[np.abs(stored - t).argmin()]) for t in times})
-    orientation = np.array([ORIENTATIONS.index(o) for o in ds["grain_orientation"].values])
-    extent = [float(ds.x[0]), float(ds.x[-1]) + float(ds.x[1] - ds.x[0]),
-              float(ds.y[0]), float(ds.y[-1]) + float(ds.y[1] - ds.y[0])]
-    energies = ds["grain_surface_energy"].values
-    barriers = ds["grain_barrier"].values
-    fig, axes = plt.subplots(len(times), 3, figsize=(15, 2.4 * len(times) + 1.2), squeeze=False,
-                             constrained_layout=True)
+    orientation = orientation_index(ds)
+    extent = [float(ds.x[0]), float(ds.x[-1]) + grid_step(ds.x.values),
+              float(ds.y[0]), float(ds.y[-1]) + grid_step(ds.y.values)]
+    energies = ds["grain_surface_energy"].values.astype(float)
+    barriers = ds["grain_barrier"].values.astype(float)
+    fig = Figure(figsize=(15, 2.4 * len(times) + 1.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(times), 3, squeeze=False)
     for row, t in enumerate(times):
         gmap = ds["grain"].sel(time=t).values
         omap = orientation_map(gmap, orientation)
         panels = [
             (omap, orientation_cmap(), (-1.5, len(ORIENTATIONS) - 0.5), "orientation"),
-            (_cell_property(gmap, energies), "viridis", (energies.min(), energies.max()), "surface energy (J/m²)"),
-            (_cell_property(gmap, barriers), "plasma", (barriers.min(), barriers.max()), "diffusion barrier (eV)"),
+            (per_cell(gmap, energies, np.nan), "viridis", (energies.min(), energies.max()), "surface energy (J/m²)"),
+            (per_cell(gmap, barriers, np.nan), "plasma", (barriers.min(), barriers.max()), "diffusion barrier (eV)"),
         ]
         for col, (image, cmap, (vmin, vmax), title) in enumerate(panels):
             ax = axes[row, col]
             if isinstance(cmap, str):
-                cmap = plt.get_cmap(cmap).copy()
-                cmap.set_bad("black")
+                cmap = colormaps[cmap].with_extremes(bad="black")
             im = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=vmin,
                            vmax=vmax if vmax > vmin else vmin + 1e-9, interpolation="nearest")
             if col == 0:
@@ -230,18 +189,22 @@ def plot_grain_maps(ds, times=None):
     return fig
 
 
-def plot_texture_evolution(ds):
-    """Orientation fractions against height (last snapshot) and against time (all snapshots)."""
-    import matplotlib.pyplot as plt
+def plot_texture_evolution(texture: xr.Dataset) -> Figure:
+    """Orientation fractions against height (last snapshot) and against time (all snapshots).
 
-    from softgrain.analysis import texture
-
-    tex = texture(ds)
-    fig, (ax_h, ax_t) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    last = tex.isel(time=-1)
+    Parameters
+    ----------
+    texture : xarray.Dataset
+        :func:`softgrain.analysis.texture` of a run result.
+    """
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_h, ax_t = fig.subplots(1, 2)
+    last = texture.isel(time=-1)
     for o, colour in ORIENTATION_COLOURS.items():
-        ax_h.plot(last["fraction_by_height"].sel(orientation=o), tex["y"], color=colour, label=f"({o})")
-        ax_t.plot(tex["time"], tex["area_fraction"].sel(orientation=o), "o-", color=colour, label=f"({o})")
+        ax_h.plot(last["fraction_by_height"].sel(orientation=o), texture["y"], color=colour, label=f"({o})")
+        ax_t.plot(texture["time"], texture["area_fraction"].sel(orientation=o), "o-", color=colour,
+                  label=f"({o})")
     ax_h.set_xlabel("area fraction in the row")
     ax_h.set_ylabel("height above substrate (µm)")
     ax_h.set_title(f"by height, t = {float(last['time']):g} s")
@@ -271,7 +234,7 @@ def plot_interlayer_moduli(report: Mapping[str, Any] | None = None) -> Figure:
     Parameters
     ----------
     report : mapping, optional
-        :func:`softgrain.interlayer.interlayer_report` output (default: computed). Its
+        :func:`softgrain.physics.interlayer.interlayer_report` output (default: computed). Its
         ``materials``, ``threshold_GPa``, ``modulus_crossing_x`` and ``candidates`` are drawn;
         candidates meeting all five criteria are ringed.
 
@@ -279,13 +242,11 @@ def plot_interlayer_moduli(report: Mapping[str, Any] | None = None) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    from softgrain.physics.interlayer import interlayer_report
-
     data = report if report is not None else interlayer_report()
     materials = data["materials"]
     threshold = float(data["threshold_GPa"])
     passing = {c["name"] for c in data["candidates"] if c["passes"]}
-    fig = Figure(figsize=(7.5, 5.0), constrained_layout=True)
+    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     by_name = {m["name"]: m for m in materials}
@@ -347,7 +308,7 @@ def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
     Parameters
     ----------
     ds : xarray.Dataset
-        A phase-map store (``softgrain.phasemap``): ``fraction`` (barrier_101_eV,
+        A phase-map store (:mod:`softgrain.studies.phasemap`): ``fraction`` (barrier_101_eV,
         surface_energy_anisotropy, seed, orientation) and ``status``; seeds with status ≠ ok are
         left out of the means.
     theory_line : (barriers, anisotropies), optional
@@ -372,13 +333,10 @@ def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
         boundary (mean (101) fraction = mean (001) fraction, solid), the theory line and the
         case markers.
     """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
     x_name, y_name = "barrier_101_eV", "surface_energy_anisotropy"
     fraction = ds["fraction"]
     if "status" in ds:
-        fraction = fraction.where(ds["status"] == 1)
+        fraction = fraction.where(ds["status"] == TASK_OK)
     means = fraction.mean("seed", skipna=True).transpose(x_name, y_name, "orientation")
     x = ds[x_name].values.astype(float)
     y = ds[y_name].values.astype(float)
@@ -434,8 +392,6 @@ def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
                     zorder=5)
         ax.set_xlim(xe[0], xe[-1])
         ax.set_ylim(ye[0], ye[-1])
-    from matplotlib.lines import Line2D
-
     line_handles.append(Line2D([], [], color="black", lw=1.8, label="phase field: (101) = (001)"))
     if theory_line is not None:
         line_handles.append(Line2D([], [], color="black", ls="--", lw=1.4,

@@ -41,13 +41,14 @@ import numpy as np
 import xarray as xr
 
 from softgrain.config import SimulationConfig, load_config
-from softgrain.errors import UserInputError
-from softgrain.materials.constants import celsius_to_kelvin
+from softgrain.errors import ParameterError
 from softgrain.materials.metals import ORIENTATIONS, Metal, load_metal
-from softgrain.physics.anisotropy import AnisotropyPath, case_markers, solid_strain, theory_boundary, theory_delta_u
-
-ANISOTROPY_KEY = "material.surface_energy_anisotropy_J_m2"
-"""Derived sweep key: sets the three surface energies from A (see :func:`anisotropy_overrides`)."""
+from softgrain.output import plots
+from softgrain.output.files import save_figure, write_json
+from softgrain.output.results import TASK_FAILED, TASK_OK
+from softgrain.physics.anisotropy import AnisotropyPath, case_markers, theory_boundary
+from softgrain.studies.runner import run_plan
+from softgrain.studies.sweep import ANISOTROPY_KEY, Axis, SweepPlan, anisotropy_overrides
 
 BARRIER_KEY = "material.diffusion_barrier_eV.101"
 
@@ -71,39 +72,18 @@ DEFAULT_EXTRAPOLATION = 1.25
 A_max = A₀ + 1.25·(A₁ − A₀), a quarter beyond the solid-electrolyte value."""
 
 
-def anisotropy_overrides(config: SimulationConfig, anisotropy: float) -> dict[str, Any]:
-    """Configuration changes that put ``config``'s metal at anisotropy A (sweep derived key).
-
-    Parameters
-    ----------
-    config : SimulationConfig
-        Base configuration (its ``material.metal`` selects the data).
-    anisotropy : float
-        A = E_s(101) − E_s(001) in J/m².
-
-    Returns
-    -------
-    dict
-        ``{"material.surface_energy_J_m2.001": …, ".101": …, ".111": …}``.
-    """
-    if isinstance(anisotropy, bool) or not isinstance(anisotropy, (int, float, np.floating)):
-        raise UserInputError(f"surface_energy_anisotropy must be a number, got {anisotropy!r}")
-    energies = AnisotropyPath.for_metal(config.material.metal).surface_energies(float(anisotropy))
-    return {f"material.surface_energy_J_m2.{o}": round(e, 12) for o, e in energies.items()}
-
-
 def anisotropy_values(path: AnisotropyPath, resolution: int, maximum: float | None = None,
                       spacing: str = "quadratic") -> np.ndarray:
     """Increasing anisotropy values from A₀ to ``maximum`` (default A₀ + 1.25·(A₁ − A₀))."""
     start = path.a_unstrained
     stop = maximum if maximum is not None else start + DEFAULT_EXTRAPOLATION * (path.a_strained - start)
     if stop <= start:
-        raise UserInputError(f"--anisotropy-max {stop} must exceed the unstrained anisotropy {start:.4f} J/m²")
+        raise ParameterError("anisotropy_max", f"{stop} must exceed the unstrained anisotropy {start:.4f} J/m²")
     s = np.linspace(0.0, 1.0, resolution)
     if spacing == "quadratic":
         s = s**2
     elif spacing != "linear":
-        raise UserInputError(f"--spacing {spacing!r}: expected 'quadratic' or 'linear'")
+        raise ParameterError("spacing", f"{spacing!r}: expected 'quadratic' or 'linear'")
     return np.round(start + (stop - start) * s, 10)
 
 
@@ -112,7 +92,7 @@ def barrier_values(metal: Metal, resolution: int, maximum: float | None = None) 
     start = metal.barrier("101")
     stop = metal.barrier("001") if maximum is None else float(maximum)
     if stop <= start:
-        raise UserInputError(f"--barrier-max {stop} eV must exceed the (101) barrier {start} eV")
+        raise ParameterError("barrier_max", f"{stop} eV must exceed the (101) barrier {start} eV")
     return np.round(np.linspace(start, stop, resolution), 10)
 
 
@@ -120,7 +100,7 @@ def phase_map_plan(resolution: int = DEFAULT_RESOLUTION, seeds: int | Sequence[i
                    *, base: str | SimulationConfig = BASE_PRESET, overrides: dict[str, Any] | None = None,
                    barrier_max: float | None = None, anisotropy_max: float | None = None,
                    spacing: str = "quadratic", keep_maps: bool = False):
-    """The Fig. 4 sweep as a :class:`softgrain.sweep.SweepPlan`.
+    """The Fig. 4 sweep as a :class:`softgrain.studies.sweep.SweepPlan`.
 
     Parameters
     ----------
@@ -139,10 +119,8 @@ def phase_map_plan(resolution: int = DEFAULT_RESOLUTION, seeds: int | Sequence[i
     keep_maps : bool
         Store the final orientation maps.
     """
-    from softgrain.sweep import Axis, SweepPlan
-
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise UserInputError(f"--resolution must be an integer ≥ 2, got {resolution!r}")
+        raise ParameterError("resolution", f"must be an integer ≥ 2, got {resolution!r}")
     config = base if isinstance(base, SimulationConfig) else load_config(base, overrides)
     if isinstance(base, SimulationConfig) and overrides:
         config = config.updated(overrides)
@@ -153,7 +131,8 @@ def phase_map_plan(resolution: int = DEFAULT_RESOLUTION, seeds: int | Sequence[i
              "eV", f"({'101'}) surface self-diffusion barrier E_a(101)"),
         Axis(ANISOTROPY_DIM, ANISOTROPY_KEY,
              tuple(anisotropy_values(path, resolution, anisotropy_max, spacing).tolist()), "J/m^2",
-             "surface-energy anisotropy A = E_s(101) - E_s(001) along the strain path"),
+             "surface-energy anisotropy A = E_s(101) - E_s(001) along the strain path",
+             derive=anisotropy_overrides),
     )
     return SweepPlan.build(config, axes, seeds, keep_maps=keep_maps,
                            name=f"phase map {metal.symbol}",
@@ -164,8 +143,6 @@ def point_means(ds: xr.Dataset, variable: str = "fraction") -> xr.DataArray:
     """Mean over the successful seeds of ``variable`` (barrier, anisotropy, orientation)."""
     values = ds[variable]
     if "status" in ds:
-        from softgrain.sweep import TASK_OK
-
         values = values.where(ds["status"] == TASK_OK)
     return values.mean("seed", skipna=True)
 
@@ -193,8 +170,6 @@ def summarise(ds: xr.Dataset, config: SimulationConfig) -> dict[str, Any]:
     path = AnisotropyPath.for_metal(metal)
     barriers = ds[BARRIER_DIM].values
     status = ds["status"]
-    from softgrain.sweep import TASK_FAILED, TASK_OK
-
     return {
         "metal": metal.symbol,
         "temperature_C": config.run.temperature_C,
@@ -233,12 +208,9 @@ def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
     dict
         The summary (also written to ``out/phase_map.json``) plus ``paths`` and ``report``.
     """
-    from softgrain import io, plots
-    from softgrain.sweep import run_plan
-
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
-        raise UserInputError(f"--out {folder}: exists and is not a folder")
+        raise ParameterError("out", f"{folder}: exists and is not a folder")
     plan = phase_map_plan(resolution, seeds, overrides=overrides, barrier_max=barrier_max,
                           anisotropy_max=anisotropy_max, spacing=spacing, keep_maps=keep_maps)
     ds, report = run_plan(plan, folder / STORE_NAME, workers=workers, scheduler=scheduler,
@@ -258,9 +230,9 @@ def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
                f"{plan.base.grid.ny} grid, {len(plan.seeds)} seed(s) per point"))
     paths = {
         "store": folder / STORE_NAME,
-        "figure": io.save_figure(figure, folder / FIGURE_NAME),
+        "figure": save_figure(figure, folder / FIGURE_NAME),
     }
     summary["report"] = report.as_dict()
-    paths["summary"] = io.write_json(folder / SUMMARY_NAME, summary)
+    paths["summary"] = write_json(folder / SUMMARY_NAME, summary)
     summary["paths"] = {k: str(v) for k, v in paths.items()}
     return summary

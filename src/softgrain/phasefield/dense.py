@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from softgrain.errors import SimulationError
 from softgrain.phasefield.energy import Landau, bulk_driving_force
 
 
@@ -76,8 +77,6 @@ class DenseField:
     def advance(self, n_steps: int, dt: float, active_rows: int, mobility: np.ndarray,
                 kappa: np.ndarray, landau: Landau, spacing: float = 1.0,
                 open_front: bool = False, **_: object) -> None:
-        from softgrain.errors import SimulationError
-
         for step in range(n_steps):
             allen_cahn_step_dense(self.phi, mobility, kappa, landau, dt, active_rows, spacing,
                                   open_front)

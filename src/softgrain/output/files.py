@@ -1,4 +1,4 @@
-"""File output at the edge of the package: atomic writes, output folders, NetCDF results.
+"""Files: atomic writes, output folders, NetCDF results and figures.
 
 Every file is written to a temporary name in the destination folder, flushed to disk, and then
 renamed over the destination (``os.replace`` is atomic on POSIX): a crash or a full disk mid-write
@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from softgrain.errors import UserInputError
+from softgrain.errors import ParameterError, UserInputError
 
 NETCDF_ENGINE = "netcdf4"
 
@@ -91,33 +93,52 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
         return ds.load()
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> Path:
+    """Save ``fig`` to ``path`` atomically; the format follows the file extension.
 
+    The figure is rendered by the Agg canvas (no pyplot, no GUI backend), so this is safe in
+    headless runs and threads.
+
+    Raises
+    ------
+    UserInputError
+        If the directory does not exist or the extension is not an image format matplotlib
+        can write; the message names the path.
+    """
     target = Path(path)
-    with atomic_path(target, suffix=target.suffix) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=target.suffix.lstrip(".") or "png", bbox_inches="tight")
-    plt.close(fig)
+    suffix = target.suffix.lower().lstrip(".")
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    supported = canvas.get_supported_filetypes()
+    if suffix not in supported:
+        raise UserInputError(
+            f"cannot write figure {str(target)!r}: unknown extension {target.suffix!r}; "
+            f"use one of {', '.join('.' + s for s in sorted(supported))}"
+        )
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise UserInputError(f"cannot write figure {str(target)!r}: no directory {str(directory)!r}")
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=suffix, dpi=dpi, bbox_inches="tight")
     return target
 
 
-def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Raise :class:`UserInputError` if ``path`` cannot take a run's outputs; create nothing.
+def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Raise :class:`~softgrain.errors.ParameterError` if ``out_dir`` cannot take a run's outputs.
 
-    Lets a command refuse a bad ``--out`` before any work (and before creating the folder).
+    Creates nothing: lets a command refuse a bad output folder before any work (and before
+    creating the folder).
     """
-    folder = Path(path)
+    folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
-        raise UserInputError(f"--out {folder}: exists and is not a folder")
+        raise ParameterError("out_dir", f"{folder}: exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise UserInputError(
-            f"--out {folder}: folder exists and is not empty; choose another or pass --overwrite")
+        raise ParameterError("out_dir", f"{folder}: folder exists and is not empty; choose another "
+                             "or pass {overwrite}", related=["overwrite"])
     return folder
 
 
-def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Create ``path`` for a run's outputs; refuse a non-empty folder unless ``overwrite``."""
-    folder = check_output_dir(path, overwrite)
+def prepare_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Create ``out_dir`` for a run's outputs; refuse a non-empty folder unless ``overwrite``."""
+    folder = check_output_dir(out_dir, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     return folder

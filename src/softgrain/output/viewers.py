@@ -1,6 +1,7 @@
-"""Looking at a finished (or partial) run: animation, ParaView export, summary table.
+"""Looking at a finished (or partial) run: animation and ParaView export.
 
-All three read the ``result.nc`` that ``softgrain run`` writes into its output folder:
+Both read the ``result.nc`` that a run writes into its output folder
+(:func:`softgrain.output.results.load_result`):
 
 - :func:`write_animation` — the orientation map at every stored snapshot as an animated GIF
   (imageio + Pillow) or, if the optional ``imageio-ffmpeg`` plugin is installed, an MP4. Set
@@ -9,9 +10,9 @@ All three read the ``result.nc`` that ``softgrain run`` writes into its output f
   with cell data ``grain``, ``orientation`` (0 = (001), 1 = (101), 2 = (111), −1 = no grain),
   ``surface_energy_J_m2`` and ``barrier_eV`` (NaN where no grain), plus a ``.pvd`` collection
   that ParaView opens as a time series.
-- :func:`summary_table` — the texture at each snapshot and the run's provenance as a rich table.
 
-Colours are the colour-blind-safe orientation palette of :mod:`softgrain.plots`.
+Colours are the colour-blind-safe orientation palette of :mod:`softgrain.output.plots`. The
+texture table of a run is :func:`softgrain.report.run_tables`.
 """
 
 from __future__ import annotations
@@ -21,54 +22,25 @@ import logging
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+import imageio.v3 as iio
+import meshio
 import numpy as np
 import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from softgrain import io
-from softgrain.errors import UserInputError
+from softgrain.errors import ParameterError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS
+from softgrain.output.files import atomic_path, atomic_write_text
+from softgrain.output.plots import ORIENTATION_COLOURS, orientation_cmap
+from softgrain.output.results import grid_step, orientation_index, orientation_map, per_cell
 
 logger = logging.getLogger(__name__)
 
 ANIMATION_FILE = "orientation.gif"
 VTK_FOLDER = "vtk"
 PVD_FILE = "grain_maps.pvd"
-
-
-def load_result(folder: str | Path) -> xr.Dataset:
-    """The ``result.nc`` of a run folder, fully loaded.
-
-    Raises
-    ------
-    UserInputError
-        If the folder has no readable result (the message names the path).
-    """
-    from softgrain.outputs import RESULT_FILE
-
-    path = Path(folder) / RESULT_FILE
-    if not Path(folder).is_dir():
-        raise UserInputError(f"{folder}: no such run folder")
-    if not path.is_file():
-        raise UserInputError(f"{path}: no result file (write one with: softgrain run … --out {folder})")
-    try:
-        ds = io.read_netcdf(path)
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"{path}: cannot read the result: {exc}") from None
-    missing = [name for name in ("grain", "grain_orientation") if name not in ds]
-    if missing:
-        raise UserInputError(f"{path}: not a softgrain result (missing {', '.join(missing)})")
-    return ds
-
-
-def _orientation_index(ds: xr.Dataset) -> np.ndarray:
-    return np.array([ORIENTATIONS.index(str(o)) for o in ds["grain_orientation"].values], dtype=np.int32)
-
-
-def _per_cell(grain_map: np.ndarray, per_grain: np.ndarray, empty) -> np.ndarray:
-    out = np.full(grain_map.shape, empty, dtype=np.result_type(per_grain, type(empty)))
-    occupied = grain_map >= 0
-    out[occupied] = per_grain[grain_map[occupied]]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,21 +51,13 @@ def orientation_frames(ds: xr.Dataset, width_in: float = 8.0, dpi: int = 100) ->
     """RGB frames (n_snapshots, height, width, 3) of the orientation map, one per snapshot.
 
     Each frame shows the map (black = no grain / not deposited), the time, and a legend keyed
-    to (001)/(101)/(111) in :data:`softgrain.plots.ORIENTATION_COLOURS`.
+    to (001)/(101)/(111) in :data:`softgrain.output.plots.ORIENTATION_COLOURS`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from softgrain.analysis import orientation_map
-    from softgrain.plots import ORIENTATION_COLOURS, orientation_cmap
-
     if ds.sizes.get("time", 0) == 0:
         raise UserInputError("the result holds no snapshot to animate")
-    orientation = _orientation_index(ds)
+    orientation = orientation_index(ds)
     x, y = ds["x"].values, ds["y"].values
-    step_x = float(x[1] - x[0]) if x.size > 1 else 1.0
-    step_y = float(y[1] - y[0]) if y.size > 1 else 1.0
+    step_x, step_y = grid_step(x), grid_step(y)
     extent = [float(x[0]), float(x[-1]) + step_x, float(y[0]), float(y[-1]) + step_y]
     aspect = (extent[3] - extent[2]) / (extent[1] - extent[0])
     # Fixed size for every frame (no tight bounding box): video encoders need equal frames.
@@ -127,24 +91,25 @@ def write_animation(ds: xr.Dataset, path: str | Path, fps: float = 4.0) -> Path:
 
     Raises
     ------
+    ParameterError
+        Unknown extension, MP4 without the plugin, missing folder (``path``), non-positive
+        ``fps``.
     UserInputError
-        Unknown extension, MP4 without the plugin, non-positive ``fps``, no snapshots.
+        No snapshots.
     """
-    import imageio.v3 as iio
-
     target = Path(path)
     suffix = target.suffix.lower()
     if not (np.isfinite(fps) and fps > 0):
-        raise UserInputError(f"--fps {fps}: allowed: frames per second > 0")
+        raise ParameterError("fps", f"{fps}: allowed: frames per second > 0")
     if suffix not in (".gif", ".mp4"):
-        raise UserInputError(f"--out {target}: unknown animation format {target.suffix!r}; allowed: .gif, .mp4")
+        raise ParameterError("path", f"{target}: unknown animation format {target.suffix!r}; allowed: .gif, .mp4")
     if suffix == ".mp4" and not mp4_available():
-        raise UserInputError(f"--out {target}: writing MP4 needs the imageio-ffmpeg plugin "
+        raise ParameterError("path", f"{target}: writing MP4 needs the imageio-ffmpeg plugin "
                              "(pip install imageio-ffmpeg); or use a .gif")
     if not target.parent.is_dir():
-        raise UserInputError(f"--out {target}: no folder {target.parent}")
+        raise ParameterError("path", f"{target}: no folder {target.parent}")
     frames = orientation_frames(ds)
-    with io.atomic_path(target, suffix=suffix) as tmp:
+    with atomic_path(target, suffix=suffix) as tmp:
         if suffix == ".gif":
             # Pillow's GIF writer takes the frame duration in ms; loop=0 repeats for ever.
             iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
@@ -163,8 +128,7 @@ def write_animation(ds: xr.Dataset, path: str | Path, fps: float = 4.0) -> Path:
 def grid_mesh(ds: xr.Dataset):
     """Points and quad cells of the (ny, nx) grid in µm; cell k = row-major (y, x) index."""
     x, y = ds["x"].values.astype(float), ds["y"].values.astype(float)
-    step_x = float(x[1] - x[0]) if x.size > 1 else 1.0
-    step_y = float(y[1] - y[0]) if y.size > 1 else 1.0
+    step_x, step_y = grid_step(x), grid_step(y)
     xe = np.append(x, x[-1] + step_x)
     ye = np.append(y, y[-1] + step_y)
     px, py = np.meshgrid(xe, ye)                      # (ny+1, nx+1) corner coordinates
@@ -180,9 +144,9 @@ def snapshot_cell_data(ds: xr.Dataset, index: int) -> dict[str, np.ndarray]:
     grain_map = ds["grain"].values[index]
     return {
         "grain": grain_map.astype(np.int32).ravel(),
-        "orientation": _per_cell(grain_map, _orientation_index(ds), np.int32(-1)).astype(np.int32).ravel(),
-        "surface_energy_J_m2": _per_cell(grain_map, ds["grain_surface_energy"].values.astype(float), np.nan).ravel(),
-        "barrier_eV": _per_cell(grain_map, ds["grain_barrier"].values.astype(float), np.nan).ravel(),
+        "orientation": orientation_map(grain_map, orientation_index(ds)).ravel(),
+        "surface_energy_J_m2": per_cell(grain_map, ds["grain_surface_energy"].values.astype(float), np.nan).ravel(),
+        "barrier_eV": per_cell(grain_map, ds["grain_barrier"].values.astype(float), np.nan).ravel(),
     }
 
 
@@ -194,8 +158,6 @@ def export_vtk(ds: xr.Dataset, folder: str | Path) -> list[Path]:
     list of pathlib.Path
         The ``.vtu`` files, then the ``.pvd`` file.
     """
-    import meshio
-
     if ds.sizes.get("time", 0) == 0:
         raise UserInputError("the result holds no snapshot to export")
     folder = Path(folder)
@@ -205,7 +167,7 @@ def export_vtk(ds: xr.Dataset, folder: str | Path) -> list[Path]:
         mesh = meshio.Mesh(points, [("quad", quads)],
                            cell_data={name: [values] for name, values in snapshot_cell_data(ds, k).items()})
         path = folder / f"grain_map_{int(step):09d}.vtu"
-        with io.atomic_path(path, suffix=".vtu") as tmp:
+        with atomic_path(path, suffix=".vtu") as tmp:
             meshio.write(tmp, mesh, file_format="vtu")
         written.append(path)
     entries = "\n".join(
@@ -214,41 +176,9 @@ def export_vtk(ds: xr.Dataset, folder: str | Path) -> list[Path]:
     pvd = ('<?xml version="1.0"?>\n'
            '<VTKFile type="Collection" version="0.1" byte_order="LittleEndian">\n'
            f"  <Collection>\n{entries}\n  </Collection>\n</VTKFile>\n")
-    written.append(io.atomic_write_text(folder / PVD_FILE, pvd))
+    written.append(atomic_write_text(folder / PVD_FILE, pvd))
     return written
 
 
-# ---------------------------------------------------------------------------------------------
-# Summary table
-# ---------------------------------------------------------------------------------------------
-
-_PROVENANCE_KEYS = ("preset", "metal", "temperature_C", "seed", "status", "last_time_s",
-                    "started_at", "finished_at", "resumed_at", "wall_time_s", "softgrain_version",
-                    "git_commit", "git_dirty", "platform", "command")
-
-
-def summary_table(ds: xr.Dataset, title: str = ""):
-    """(texture table, provenance table) as :class:`rich.table.Table` objects."""
-    from rich.table import Table
-
-    from softgrain.analysis import texture
-
-    tex = texture(ds)
-    table = Table(title=title or f"{ds.attrs.get('preset', 'run')}: texture by snapshot")
-    for column in ("t (s)", "step", *(f"({o})" for o in ORIENTATIONS), "grains",
-                   "surface grains", "surface width (µm)"):
-        table.add_column(column, justify="right")
-    for k, t in enumerate(tex["time"].values):
-        fractions = [f"{v:.1%}" if np.isfinite(v) else "–" for v in tex["area_fraction"].values[k]]
-        width = float(tex["surface_grain_width_um"].values[k])
-        table.add_row(f"{float(t):g}", str(int(ds["step"].values[k])), *fractions,
-                      str(int(tex["grain_count"].values[k])),
-                      str(int(tex["surface_grain_count"].values[k])),
-                      f"{width:.3g}" if np.isfinite(width) else "–")
-    provenance = Table(title="provenance", show_header=False)
-    provenance.add_column("key", style="bold")
-    provenance.add_column("value")
-    for key in _PROVENANCE_KEYS:
-        if key in ds.attrs and str(ds.attrs[key]) != "":
-            provenance.add_row(key, str(ds.attrs[key]))
-    return table, provenance
+__all__ = ["ANIMATION_FILE", "PVD_FILE", "VTK_FOLDER", "export_vtk", "grid_mesh", "mp4_available",
+           "orientation_frames", "snapshot_cell_data", "write_animation"]

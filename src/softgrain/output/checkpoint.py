@@ -18,7 +18,8 @@ writing a checkpoint every ``checkpoint_every_s`` of simulated time. Ctrl-C (SIG
 (what batch schedulers send before killing a job) only set a flag: the run stops at the next
 chunk boundary, where the state is consistent, writes a checkpoint and the snapshots so far, and
 raises :class:`RunStopped` naming the step and time. A non-finite field (NaN) or a disk error
-also leaves the snapshots so far and the earlier checkpoints in place.
+also leaves the snapshots so far and the earlier checkpoints in place. Resuming (checkpoint →
+configuration → numbers → run) is :func:`softgrain.setup.resume`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
 
-from softgrain import io
-from softgrain.errors import SimulationError, UserInputError
+from softgrain.errors import ParameterError, SimulationError, UserInputError
+from softgrain.output.files import atomic_path, write_netcdf
+from softgrain.output.results import RESULT_FILE, run_dataset
+from softgrain.phasefield.solver import Simulation
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +71,15 @@ class RunStopped(SimulationError):
     ----------
     exit_code : int
         Suggested process exit code: 130 after Ctrl-C/SIGTERM, 1 otherwise.
+    resume_from : pathlib.Path or None
+        The output folder whose checkpoint continues the run (:func:`softgrain.setup.resume`),
+        None if there is none to continue from.
     """
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1, resume_from: Path | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.resume_from = resume_from
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,7 +133,7 @@ def write_checkpoint(folder: str | Path, state: dict[str, object],
     payload = _encode({**state, _RUNNER_KEY: json.dumps(runner or {})})
     digest = hashlib.sha256(payload).hexdigest().encode("ascii")
     path = checkpoint_path(folder, int(state["step"]))
-    with io.atomic_path(path, suffix=".tmp") as tmp:
+    with atomic_path(path, suffix=".tmp") as tmp:
         with open(tmp, "wb") as stream:
             stream.write(MAGIC)
             stream.write(b"sha256 " + digest + b"\n")
@@ -242,9 +251,14 @@ def _where(sim) -> str:
     return f"step {sim.step} of {sim.total_steps} (t = {sim.time_s:g} s)"
 
 
-def run_to_end(sim, folder: str | Path, checkpoint_every_s: float | None = None,
+def write_result(dataset: xr.Dataset, folder: str | Path) -> dict[str, Path]:
+    """Write ``result.nc`` into ``folder`` (the default writer of :func:`run_to_end`)."""
+    return {"result": write_netcdf(dataset, Path(folder) / RESULT_FILE)}
+
+
+def run_to_end(sim: Simulation, folder: str | Path, checkpoint_every_s: float | None = None,
                progress: bool = False, write_outputs: Callable | None = None,
-               keep_checkpoints: bool = False):
+               keep_checkpoints: bool = False) -> xr.Dataset:
     """Advance ``sim`` to its end time with checkpoints; return the result dataset.
 
     Parameters
@@ -259,7 +273,8 @@ def run_to_end(sim, folder: str | Path, checkpoint_every_s: float | None = None,
         Show a progress bar.
     write_outputs : callable, optional
         ``write_outputs(dataset, folder)`` writes the run's outputs (default
-        :func:`softgrain.outputs.save_run`); also used for partial results.
+        :func:`write_result`, ``result.nc`` only; :func:`softgrain.setup.save_run` writes the
+        summary and the figures too); also used for partial results.
     keep_checkpoints : bool
         Keep the checkpoints after a successful finish (deleted by default).
 
@@ -275,22 +290,20 @@ def run_to_end(sim, folder: str | Path, checkpoint_every_s: float | None = None,
         a non-finite field; the message names the step and time reached and the files left.
     """
     if write_outputs is None:
-        from softgrain.outputs import save_run as write_outputs
+        write_outputs = write_result
     folder = Path(folder)
-    dt = sim.config.run.dt_s
+    dt = sim.inputs.dt_s
     every_steps = None
     if checkpoint_every_s is not None:
         if not (np.isfinite(checkpoint_every_s) and checkpoint_every_s > 0):
-            raise UserInputError(f"--checkpoint-every {checkpoint_every_s}: must be a positive "
+            raise ParameterError("checkpoint_every_s", f"{checkpoint_every_s}: must be a positive "
                                  "simulated time in s")
         every_steps = max(1, int(round(checkpoint_every_s / dt)))
     runner = {"checkpoint_every_s": checkpoint_every_s, "keep_checkpoints": keep_checkpoints}
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sim.total_steps, initial=sim.step, unit="step", desc=sim.config.name,
+        bar = tqdm(total=sim.total_steps, initial=sim.step, unit="step", desc=sim.inputs.name,
                    leave=False)
     chunk = 1
     try:
@@ -313,9 +326,8 @@ def run_to_end(sim, folder: str | Path, checkpoint_every_s: float | None = None,
                     partial = _write_partial(sim, folder, write_outputs)
                     raise RunStopped(
                         f"{stop.signal_name}: run stopped at {_where(sim)}; wrote checkpoint "
-                        f"{saved} and {partial}; continue with: softgrain resume {folder}",
-                        exit_code=130)
-        dataset = sim.dataset()
+                        f"{saved} and {partial}", exit_code=130, resume_from=folder)
+        dataset = run_dataset(sim)
         write_outputs(dataset, folder)
     except RunStopped:
         raise
@@ -329,8 +341,8 @@ def run_to_end(sim, folder: str | Path, checkpoint_every_s: float | None = None,
         partial = _write_partial(sim, folder, write_outputs)
         kept = list_checkpoints(folder)
         raise RunStopped(f"interrupted near {_where(sim)}; wrote {partial}"
-                         + (f"; resume from checkpoint {kept[0]} with: softgrain resume {folder}"
-                            if kept else ""), exit_code=130) from None
+                         + (f"; checkpoint {kept[0]} kept" if kept else ""), exit_code=130,
+                         resume_from=folder if kept else None) from None
     except OSError as exc:
         partial = _write_partial(sim, folder, write_outputs)
         kept = list_checkpoints(folder)
@@ -345,69 +357,35 @@ def run_to_end(sim, folder: str | Path, checkpoint_every_s: float | None = None,
     return dataset
 
 
-def _write_partial(sim, folder: Path, write_outputs: Callable) -> str:
+def _write_partial(sim: Simulation, folder: Path, write_outputs: Callable) -> str:
     """Write the snapshots so far; return a phrase saying what was written (never raises)."""
     try:
-        write_outputs(sim.dataset(), folder)
+        write_outputs(run_dataset(sim), folder)
     except OSError as exc:
         logger.warning("could not write the partial results into %s: %s", folder, exc)
         return f"no partial results ({exc.strerror or exc})"
     return f"the {len(sim.snapshots)} snapshot(s) so far to {folder}"
 
 
-def resume(folder: str | Path, progress: bool = False, write_outputs: Callable | None = None):
-    """Continue the run whose checkpoints are in ``folder`` and finish it.
-
-    Returns
-    -------
-    (simulation, dataset)
-
-    Raises
-    ------
-    CheckpointError
-        If ``folder`` holds no usable checkpoint (the message says why, and whether the run had
-        already finished).
-    RunStopped
-        As :func:`run_to_end`.
-    """
-    from softgrain.phasefield.solver import Simulation
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder}: no such output folder")
-    try:
-        state, runner, path = load_latest(folder)
-    except CheckpointError:
-        if not list_checkpoints(folder) and _finished_result(folder):
-            raise CheckpointError(f"{folder}: the run is already complete (result.nc); "
-                                  "nothing to resume") from None
-        raise
-    logger.info("resuming from %s", path)
-    # Temporary files of a checkpoint write killed by SIGKILL/power loss (never renamed into place).
-    for stale in folder.glob(".checkpoint-*" + SUFFIX + ".*.tmp"):
+def remove_stale_writes(folder: str | Path) -> None:
+    """Delete temporary files of checkpoint writes killed mid-way (SIGKILL, power loss)."""
+    for stale in Path(folder).glob(".checkpoint-*" + SUFFIX + ".*.tmp"):
         logger.info("removing the unfinished checkpoint write %s", stale)
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    try:
-        sim = Simulation.from_state(state)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, UserInputError):
-            raise
-        raise CheckpointError(f"{path}: checkpoint does not fit this softgrain version "
-                              f"({type(exc).__name__}: {exc})") from None
-    dataset = run_to_end(sim, folder, runner.get("checkpoint_every_s"), progress=progress,
-                         write_outputs=write_outputs,
-                         keep_checkpoints=bool(runner.get("keep_checkpoints", False)))
-    return sim, dataset
 
 
-def _finished_result(folder: Path) -> bool:
-    from softgrain.outputs import RESULT_FILE
-
-    result = folder / RESULT_FILE
-    if not result.is_file():
-        return False
-    try:
-        return io.read_netcdf(result).attrs.get("status") == "complete"
-    except (OSError, ValueError):
-        return False
+__all__ = [
+    "CheckpointError",
+    "KEEP_CHECKPOINTS",
+    "RunStopped",
+    "checkpoint_path",
+    "list_checkpoints",
+    "load_latest",
+    "read_checkpoint",
+    "remove_checkpoints",
+    "remove_stale_writes",
+    "run_to_end",
+    "write_checkpoint",
+    "write_result",
+]

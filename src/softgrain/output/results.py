@@ -1,0 +1,278 @@
+"""The one schema of softgrain's results: ``result.nc`` of a run and the sweep stores, and their accessors.
+
+Names, units and attributes of every variable are written here and nowhere else:
+
+- :func:`run_dataset` — the dataset of a phase-field run (``result.nc``): grain maps at the
+  snapshot times, per-grain orientation, L_q, κ_q, E_s and E_a, per-orientation inputs, the
+  configuration (``config_json``) and the provenance in the attributes;
+- :func:`sweep_dataset` — the results of a sweep or seed ensemble, one value per (point, seed)
+  (``fraction``, ``status``, …), every task pending;
+- the accessors everyone uses: :func:`orientation_index` (orientation of each grain as an index
+  into :data:`~softgrain.materials.metals.ORIENTATIONS`), :func:`per_cell` (per-grain values →
+  per-cell map), :func:`orientation_map`, and :func:`load_result` (a run folder's result).
+
+A run folder (``softgrain run … --out DIR``) holds :data:`RESULT_FILE`, :data:`SUMMARY_FILE`
+(orientation fractions and grain counts at each snapshot), :data:`MAPS_FIGURE` (orientation /
+surface-energy / diffusion-barrier maps, paper Fig. 2 columns) and :data:`TEXTURE_FIGURE`
+(orientation fractions against height and time), each written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from softgrain import provenance
+from softgrain.errors import UserInputError
+from softgrain.materials.metals import ORIENTATIONS
+from softgrain.output.files import read_netcdf
+from softgrain.phasefield.solver import Simulation
+
+RESULT_FILE = "result.nc"
+SUMMARY_FILE = "summary.json"
+MAPS_FIGURE = "grain_maps.png"
+TEXTURE_FIGURE = "texture.png"
+
+LENGTH_UNITS = "um"
+"""Units of every length coordinate and variable (UDUNITS / CF spelling of µm)."""
+
+TASK_PENDING, TASK_OK, TASK_FAILED = 0, 1, 2
+"""Values of a sweep store's ``status`` variable."""
+
+STATUS_MEANINGS = "pending ok failed"
+
+# Per-task scalar variables of a sweep store: name → (fill value for "not computed", attributes).
+SWEEP_SCALAR_VARIABLES: dict[str, tuple[Any, dict[str, str]]] = {
+    "grain_count": (-1, {"long_name": "grains present in the final snapshot",
+                         "description": "-1 = not computed"}),
+    "surface_grain_count": (-1, {"long_name": "grains at the top surface of the final snapshot",
+                                 "description": "-1 = not computed"}),
+    "surface_grain_width_um": (np.nan, {"long_name": "mean width of the surface grains",
+                                        "units": LENGTH_UNITS}),
+    "wall_time_s": (np.nan, {"long_name": "wall time of the simulation", "units": "s"}),
+    "cpu_time_s": (np.nan, {"long_name": "CPU time of the simulation process", "units": "s",
+                            "description": "less sensitive than wall time to other load on the node"}),
+    "finished_at_unix_s": (np.nan, {"long_name": "time the task finished",
+                                    "units": "s",
+                                    "description": "seconds since 1970-01-01T00:00:00 UTC"}),
+}
+
+SWEEP_RESERVED_NAMES = frozenset({
+    "seed", "orientation", "y", "x", "fraction", "surface_fraction", "status", "error",
+    "final_orientation", *SWEEP_SCALAR_VARIABLES,
+})
+"""Names a sweep store uses for its own dimensions and variables; axes may not take them."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Accessors
+# ---------------------------------------------------------------------------------------------
+
+def orientation_index(ds: xr.Dataset) -> np.ndarray:
+    """Orientation of every grain of a run result as an index into ``ORIENTATIONS`` (int32)."""
+    return np.array([ORIENTATIONS.index(str(o)) for o in ds["grain_orientation"].values], dtype=np.int32)
+
+
+def per_cell(grain_map: np.ndarray, per_grain: np.ndarray, empty: Any) -> np.ndarray:
+    """The per-grain values ``per_grain`` at every cell of ``grain_map``; ``empty`` where no grain."""
+    grain_map = np.asarray(grain_map)
+    per_grain = np.asarray(per_grain)
+    out = np.full(grain_map.shape, empty, dtype=np.result_type(per_grain, type(empty)))
+    occupied = grain_map >= 0
+    out[occupied] = per_grain[grain_map[occupied]]
+    return out
+
+
+def orientation_map(grain_map: np.ndarray, grain_orientation: np.ndarray) -> np.ndarray:
+    """Orientation index at every cell (−1 where no grain), int32."""
+    return per_cell(grain_map, np.asarray(grain_orientation), np.int32(-1)).astype(np.int32)
+
+
+def grid_step(coordinate: np.ndarray) -> float:
+    """Spacing of an evenly spaced coordinate (1 for a single point)."""
+    values = np.asarray(coordinate, dtype=float)
+    return float(values[1] - values[0]) if values.size > 1 else 1.0
+
+
+def load_result(folder: str | Path) -> xr.Dataset:
+    """The ``result.nc`` of a run folder, fully loaded.
+
+    Raises
+    ------
+    UserInputError
+        If the folder has no readable result (the message names the path).
+    """
+    path = Path(folder) / RESULT_FILE
+    if not Path(folder).is_dir():
+        raise UserInputError(f"{folder}: no such run folder")
+    if not path.is_file():
+        raise UserInputError(f"{path}: no result file (a run writes one into its output folder)")
+    try:
+        ds = read_netcdf(path)
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"{path}: cannot read the result: {exc}") from None
+    missing = [name for name in ("grain", "grain_orientation") if name not in ds]
+    if missing:
+        raise UserInputError(f"{path}: not a softgrain result (missing {', '.join(missing)})")
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# result.nc
+# ---------------------------------------------------------------------------------------------
+
+def run_dataset(sim: Simulation) -> xr.Dataset:
+    """The snapshots of ``sim`` so far as the ``result.nc`` dataset (see README "Outputs")."""
+    inputs = sim.inputs
+    params = sim.orientation_parameters
+    go = sim.nucleation.grain_orientation
+    ny, nx = inputs.shape
+    spacing = inputs.spacing_um
+    snaps = sim.snapshots
+    grain_maps = (np.stack([s.labels for s in snaps]) if snaps
+                  else np.zeros((0, ny, nx), dtype=np.int32))
+    ds = xr.Dataset(
+        data_vars={
+            "grain": (("time", "y", "x"), grain_maps.astype(np.int32), {
+                "long_name": "grain index with the largest order parameter",
+                "description": "−1 where no grain (max φ < 0.5) or not yet deposited"}),
+            "active_rows": (("time",), np.array([s.active_rows for s in snaps], dtype=np.int32),
+                            {"long_name": "rows behind the deposition front"}),
+            "free_energy": (("time",), np.array([s.free_energy for s in snaps]),
+                            {"long_name": "discrete free energy F (model units)"}),
+            "step": (("time",), np.array([s.step for s in snaps], dtype=np.int64)),
+            "grain_orientation": (("grain_id",), np.array([ORIENTATIONS[i] for i in go]),
+                                  {"long_name": "orientation of each grain"}),
+            "grain_mobility": (("grain_id",), sim.mobility, {"long_name": "L_q (Eq. S14)"}),
+            "grain_kappa": (("grain_id",), sim.kappa, {"long_name": "κ_q (Eq. S15)"}),
+            "grain_surface_energy": (("grain_id",), params.surface_energy_J_m2[go],
+                                     {"units": "J/m^2", "long_name": "surface energy E_s of each grain"}),
+            "grain_barrier": (("grain_id",), params.barrier_eV[go],
+                              {"units": "eV", "long_name": "surface self-diffusion barrier E_a of each grain"}),
+            "initial_grain": (("y", "x"), sim.nucleation.labels.astype(np.int32),
+                              {"long_name": "grain map at t = 0 (nuclei)"}),
+        },
+        coords={
+            "time": ("time", np.array([s.time_s for s in snaps]), {"units": "s"}),
+            "y": ("y", np.arange(ny) * spacing, {"units": LENGTH_UNITS, "long_name": "height above substrate"}),
+            "x": ("x", np.arange(nx) * spacing, {"units": LENGTH_UNITS}),
+            "grain_id": ("grain_id", np.arange(sim.n_grains)),
+            "orientation": ("orientation", list(ORIENTATIONS)),
+        },
+        attrs={
+            "title": f"softgrain phase-field run: {inputs.name}",
+            "config_json": inputs.config_json,
+            **inputs.attrs,
+            "reference_surface_energy_J_m2": params.reference_energy_J_m2,
+            "stability_limit_s": sim.stability_limit_s,
+            "substeps": sim.substeps,
+            "front_rows_per_step": sim.front.rows_per_step,
+            "wall_time_s": sim.wall_time_s,
+            "started_at": sim.started_at,
+            "finished_at": sim.finished_at or "",
+            "resumed_at": ", ".join(sim.resumed_at),
+            "status": "complete" if sim.finished else "incomplete",
+            "last_step": sim.step,
+            "last_time_s": sim.time_s,
+            **provenance.environment(),
+        },
+    )
+    ds["orientation_surface_energy"] = (("orientation",), params.surface_energy_J_m2,
+                                        {"units": "J/m^2"})
+    ds["orientation_barrier"] = (("orientation",), params.barrier_eV, {"units": "eV"})
+    ds["orientation_mobility"] = (("orientation",), params.mobility)
+    ds["orientation_kappa"] = (("orientation",), params.kappa)
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep stores
+# ---------------------------------------------------------------------------------------------
+
+def sweep_dataset(axes: Sequence[tuple[str, Sequence[Any], Mapping[str, str]]], seeds: Sequence[int],
+                  *, maps_grid: tuple[int, int, float] | None = None,
+                  attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The results of a sweep with every task pending.
+
+    Parameters
+    ----------
+    axes : sequence of (name, values, attributes)
+        One dimension per axis, in order; the seed dimension follows them.
+    seeds : sequence of int
+        The nucleation seeds.
+    maps_grid : (ny, nx, spacing_um), optional
+        Also hold the final orientation map of every task (``final_orientation``) on this grid.
+    attrs : mapping, optional
+        Attributes of the dataset (the sweep's name, spec hash, …).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions: the axes, ``seed``, ``orientation`` (and ``y``, ``x`` with maps). Variables:
+        ``fraction`` and ``surface_fraction`` (…, seed, orientation), ``status`` (0 pending, 1 ok,
+        2 failed), ``error``, and the scalars of :data:`SWEEP_SCALAR_VARIABLES`.
+    """
+    dims = tuple(name for name, _, _ in axes) + ("seed",)
+    shape = tuple(len(values) for _, values, _ in axes) + (len(seeds),)
+    coords: dict[str, Any] = {}
+    for name, values, axis_attrs in axes:
+        array = np.asarray(values)
+        if array.dtype.kind == "U":
+            array = array.astype(object)  # variable-length strings: the Zarr v3 string type
+        coords[name] = (name, array, dict(axis_attrs))
+    coords["seed"] = ("seed", np.asarray(seeds, dtype=np.int64),
+                      {"long_name": "nucleation seed (run.seed)"})
+    coords["orientation"] = ("orientation", np.asarray(ORIENTATIONS, dtype=object),
+                             {"long_name": "crystal orientation of the grain (bcc)"})
+    n_orient = len(ORIENTATIONS)
+    data_vars: dict[str, Any] = {
+        "fraction": (dims + ("orientation",), np.full(shape + (n_orient,), np.nan), {
+            "long_name": "area fraction of each orientation in the final snapshot",
+            "units": "1"}),
+        "surface_fraction": (dims + ("orientation",), np.full(shape + (n_orient,), np.nan), {
+            "long_name": "fraction of each orientation in the top fully deposited row",
+            "units": "1"}),
+        "status": (dims, np.full(shape, TASK_PENDING, dtype=np.int8), {
+            "long_name": "task status", "flag_values": [TASK_PENDING, TASK_OK, TASK_FAILED],
+            "flag_meanings": STATUS_MEANINGS}),
+        "error": (dims, np.full(shape, "", dtype=object), {
+            "long_name": "error message of a failed task (empty otherwise)"}),
+    }
+    for name, (fill, variable_attrs) in SWEEP_SCALAR_VARIABLES.items():
+        dtype = np.int64 if isinstance(fill, int) else float
+        data_vars[name] = (dims, np.full(shape, fill, dtype=dtype), variable_attrs)
+    if maps_grid is not None:
+        ny, nx, spacing = maps_grid
+        data_vars["final_orientation"] = (dims + ("y", "x"), np.full(shape + (ny, nx), -1, np.int8), {
+            "long_name": "orientation index of every cell in the final snapshot",
+            "description": "index into the orientation coordinate; -1 = no grain"})
+        coords["y"] = ("y", np.arange(ny) * spacing, {"units": LENGTH_UNITS,
+                                                      "long_name": "height above substrate"})
+        coords["x"] = ("x", np.arange(nx) * spacing, {"units": LENGTH_UNITS})
+    return xr.Dataset(data_vars, coords=coords, attrs={"status_meanings": STATUS_MEANINGS,
+                                                       **(attrs or {})})
+
+
+__all__ = [
+    "LENGTH_UNITS",
+    "MAPS_FIGURE",
+    "RESULT_FILE",
+    "STATUS_MEANINGS",
+    "SUMMARY_FILE",
+    "SWEEP_RESERVED_NAMES",
+    "SWEEP_SCALAR_VARIABLES",
+    "TASK_FAILED",
+    "TASK_OK",
+    "TASK_PENDING",
+    "TEXTURE_FIGURE",
+    "grid_step",
+    "load_result",
+    "orientation_index",
+    "orientation_map",
+    "per_cell",
+    "run_dataset",
+    "sweep_dataset",
+]

@@ -1,0 +1,256 @@
+"""Tables and text for people: what the commands print, built from the library's results.
+
+Every function takes the plain results of a library call (a dataset, a dict, a dataclass) and
+returns what to show — :class:`rich.table.Table` objects and lines of text — or, for documents,
+Markdown. Nothing here computes physics or touches files; the command line (:mod:`softgrain.cli`)
+prints what these functions return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+from rich.table import Table
+
+from softgrain import analysis
+from softgrain.materials.metals import ORIENTATIONS
+from softgrain.phasefield.solver import Simulation
+from softgrain.physics.interlayer import CRITERIA
+from softgrain.physics.theory import CROSSOVER_BRACKET_C, EnergyDifference
+from softgrain.studies.benchmark import TARGETS
+from softgrain.studies.runner import SweepReport
+from softgrain.studies.sweep import SweepPlan
+
+Shown = Table | str
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory
+# ---------------------------------------------------------------------------------------------
+
+def theory(result: EnergyDifference, label: str, crossover: float | None) -> list[Shown]:
+    """ΔΓ_surface, ΔF_strain and ΔU per temperature, and the crossover temperature."""
+    first, second = result.pair
+    table = Table(title=f"{result.metal}, {label} (strain {result.strain:+.3f}): "
+                        f"ΔU = U({first}) − U({second})")
+    for column in ("T (°C)", "ΔΓ_surface (J/m³)", "ΔF_strain (J/m³)", "ΔU (J/m³)", "favoured"):
+        table.add_column(column, justify="right")
+    for row in result.rows():
+        table.add_row(f"{row['temperature_C']:g}", f"{row['delta_gamma_J_m3']:.4g}",
+                      f"{row['delta_f_strain_J_m3']:.4g}", f"{row['delta_u_J_m3']:.4g}",
+                      f"({row['favoured']})")
+    low, high = CROSSOVER_BRACKET_C
+    if crossover is None:
+        verdict = (f"No crossover between {low:g} °C and {high:g} °C (or the melting point): "
+                   "ΔU keeps its sign.")
+    else:
+        verdict = f"Crossover temperature: {crossover:.2f} °C (ΔU changes sign)."
+    return [table, verdict]
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------
+
+def run_summary(simulation: Simulation, ds: xr.Dataset, written: Mapping[str, Path]) -> list[str]:
+    """Grains, steps and wall time of a finished run, its fractions per snapshot, the files."""
+    summary = analysis.summary(ds)
+    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
+             f"in {simulation.wall_time_s:.1f} s"]
+    for time_s, *fractions in zip(summary["times_s"], *(summary["fractions"][o] for o in summary["fractions"])):
+        text = ", ".join(f"({o}) {f:.1%}" for o, f in zip(summary["fractions"], fractions))
+        lines.append(f"  t = {time_s:g} s: {text}")
+    lines.extend(f"  wrote {path}" for path in written.values())
+    return lines
+
+
+_PROVENANCE_KEYS = ("preset", "metal", "temperature_C", "seed", "status", "last_time_s",
+                    "started_at", "finished_at", "resumed_at", "wall_time_s", "softgrain_version",
+                    "git_commit", "git_dirty", "platform", "command")
+
+
+def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, Table]:
+    """(texture table, provenance table) of a run result: the texture at each snapshot."""
+    tex = analysis.texture(ds)
+    table = Table(title=title or f"{ds.attrs.get('preset', 'run')}: texture by snapshot")
+    for column in ("t (s)", "step", *(f"({o})" for o in ORIENTATIONS), "grains",
+                   "surface grains", "surface width (µm)"):
+        table.add_column(column, justify="right")
+    for k, t in enumerate(tex["time"].values):
+        fractions = [f"{v:.1%}" if np.isfinite(v) else "–" for v in tex["area_fraction"].values[k]]
+        width = float(tex["surface_grain_width_um"].values[k])
+        table.add_row(f"{float(t):g}", str(int(ds["step"].values[k])), *fractions,
+                      str(int(tex["grain_count"].values[k])),
+                      str(int(tex["surface_grain_count"].values[k])),
+                      f"{width:.3g}" if np.isfinite(width) else "–")
+    provenance = Table(title="provenance", show_header=False)
+    provenance.add_column("key", style="bold")
+    provenance.add_column("value")
+    for key in _PROVENANCE_KEYS:
+        if key in ds.attrs and str(ds.attrs[key]) != "":
+            provenance.add_row(key, str(ds.attrs[key]))
+    return table, provenance
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiments
+# ---------------------------------------------------------------------------------------------
+
+def format_fraction(stats: Mapping[str, Any] | None) -> str:
+    """``"55.0 % [48.0, 62.0]"`` for one orientation's mean and CI, ``"—"`` when missing."""
+    if stats is None or stats.get("mean") is None:
+        return "—"
+    low, high = stats.get("ci95", [None, None])
+    interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None else ""
+    return f"{100 * stats['mean']:.1f} %{interval}"
+
+
+def markdown_table(result: Mapping[str, Any]) -> str:
+    """A comparison (:func:`softgrain.studies.experiments.compare_experiments`) as a Markdown
+    table: simulated mean [95 % CI] vs measured, and the theory's verdict."""
+    lines = ["| condition | strain | orientation | simulated (mean [95 % CI]) | EBSD | theory favours |",
+             "|---|---|---|---|---|---|"]
+    for row in result["conditions"]:
+        for i, orientation in enumerate(ORIENTATIONS):
+            first = i == 0
+            measured = row["experiment"][orientation]
+            simulated = row["simulated"][orientation] if row["simulated"] else None
+            condition = row["description"] if first else ""
+            strain = f"{row['strain']:+.4f}" if first else ""
+            observed = "—" if measured is None else f"{100 * measured:.1f} %"
+            verdict = f"({row['theory_favoured']})" if first else ""
+            lines.append(f"| {condition} | {strain} | ({orientation}) | {format_fraction(simulated)} "
+                         f"| {observed} | {verdict} |")
+    return "\n".join(lines)
+
+
+def experiments(result: Mapping[str, Any]) -> list[Shown]:
+    """The comparison with the EBSD data as a table, then the grain sizes and their caveats."""
+    table = Table(title=f"Li texture: phase field ({result['seeds']} seeds, mean [95 % CI]) vs EBSD vs theory")
+    for column in ("condition", "strain", "orientation", "simulated", "EBSD", "theory favours"):
+        table.add_column(column)
+    for row in result["conditions"]:
+        for i, orientation in enumerate(ORIENTATIONS):
+            measured = row["experiment"][orientation]
+            simulated = row["simulated"][orientation] if row["simulated"] else None
+            table.add_row(row["description"] if i == 0 else "", f"{row['strain']:+.4f}" if i == 0 else "",
+                          f"({orientation})", format_fraction(simulated),
+                          "—" if measured is None else f"{100 * measured:.1f} %",
+                          f"({row['theory_favoured']})" if i == 0 else "",
+                          end_section=i == len(ORIENTATIONS) - 1)
+    shown: list[Shown] = [table]
+    for entry in result["grain_size"]["entries"]:
+        width = entry["simulated_width_um"]
+        low, high = width["ci95"]
+        interval = f" [{low:.1f}, {high:.1f}]" if low is not None else ""
+        mean = "—" if width["mean"] is None else f"{width['mean']:.1f}{interval} µm"
+        shown.append(f"surface grain width, {entry['preset']}: {mean} (observed "
+                     f"{entry['observed_um'][0]:g}–{entry['observed_um'][1]:g} µm; domain "
+                     f"{entry['domain_width_um']:g} µm wide)")
+    if result["grain_size"]["entries"]:
+        shown.append("caveats: " + "; ".join(result["grain_size"]["caveats"]))
+    return shown
+
+
+# ---------------------------------------------------------------------------------------------
+# Interlayer
+# ---------------------------------------------------------------------------------------------
+
+def interlayer(report: Mapping[str, Any]) -> list[Shown]:
+    """The candidates with their five criteria and the theory's verdict, the crossing Li
+    fractions, and any simulated substrates (:func:`softgrain.physics.interlayer.interlayer_report`)."""
+    conditions = report["conditions"]
+    chain = {row["substrate"]: row for row in report["texture_chain"]}
+    table = Table(title=f"Interlayer candidates (B < {report['threshold_GPa']:g} GPa, amorphous, stable, "
+                        f"conductive, lithophilic); theory at {conditions['stack_pressure_MPa']:g} MPa, "
+                        f"{conditions['temperature_C']:g} °C")
+    headers = {"bulk_modulus": "B<limit", "amorphous": "amorph.", "stable": "stable",
+               "conductive": "conduct.", "lithophilic": "lithoph."}
+    for column in ("material", "x", "B (GPa)", *(headers[k] for k in CRITERIA), "all five",
+                   "Li strain", "theory"):
+        table.add_column(column, no_wrap=True)
+    for candidate in report["candidates"]:
+        row = chain[candidate["name"]]
+        table.add_row(candidate["name"], f"{candidate['x_li']:.3g}", f"{candidate['bulk_modulus_GPa']:.1f}",
+                      *("yes" if candidate["criteria"][k] else "no" for k in CRITERIA),
+                      "PASS" if candidate["passes"] else "", f"{row['strain']:+.4f}",
+                      f"({row['theory_favoured']})")
+    shown: list[Shown] = [table]
+    for family, x in report["modulus_crossing_x"].items():
+        text = "never" if x is None else f"x > {x:.2f}"
+        shown.append(f"{family}: B < {report['threshold_GPa']:g} GPa for {text}")
+    for name, sim in report.get("simulated", {}).items():
+        fractions = ", ".join(f"({o}) {100 * s['mean']:.1f} %" for o, s in sim["fraction"].items()
+                              if s["mean"] is not None)
+        shown.append(f"phase field on {name} (strain {sim['strain']:+.4f}, {sim['members_ok']} seeds): {fractions}")
+    return shown
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps and the phase map
+# ---------------------------------------------------------------------------------------------
+
+def sweep_plan(plan: SweepPlan, store: Path | str) -> str:
+    """One line: the tasks of a sweep and where they go."""
+    axes = " × ".join(f"{a.name} {len(a.values)}" for a in plan.axes) or "one point"
+    return f"{plan.name}: {plan.task_count} tasks ({axes} × {len(plan.seeds)} seed(s)) → {store}"
+
+
+def sweep_done(report: SweepReport) -> list[str]:
+    """What one call of the runner did, and how to retry failed tasks."""
+    lines = [f"done in {report.wall_time_s:.1f} s: {report.succeeded} ran, {report.failed} failed, "
+             f"{report.skipped} already in the store"]
+    if report.failed:
+        lines.append("[yellow]note:[/] failed tasks have status 2 and their message in the "
+                     "store's 'error' variable; run the same command again to retry them")
+    return lines
+
+
+def phase_map(summary: Mapping[str, Any]) -> list[str]:
+    """Tasks, the dominant orientation at every point, and the files of a phase map."""
+    report = summary["report"]
+    lines = [f"phase map: {report['total']} tasks in {report['wall_time_s']:.1f} s "
+             f"({report['succeeded']} ran, {report['failed']} failed, {report['skipped']} from the store)"]
+    anisotropies = summary["surface_energy_anisotropy_J_m2"]
+    for i, barrier in enumerate(summary["barrier_101_eV"]):
+        row = ", ".join(f"A={a:.3f}: {summary['dominant'][i][j] or '—'}" for j, a in enumerate(anisotropies))
+        lines.append(f"  E_a(101) = {barrier:.3f} eV → {row}")
+    lines.extend(f"  wrote {path}" for path in summary["paths"].values())
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark
+# ---------------------------------------------------------------------------------------------
+
+BENCH_HEADLINES: Sequence[str] = ("speedup_vs_dense", "reference_run_s", "grain_scaling_750_over_75",
+                                  "cell_step_ratio_large", "peak_rss_large_MB")
+
+
+def bench(result: Mapping[str, Any], keys: Iterable[str] = BENCH_HEADLINES) -> Table:
+    """The headline measures of :func:`softgrain.studies.benchmark.run_all` against their targets."""
+    table = Table(title="softgrain bench (measured on this machine, one run)")
+    for column in ("measure", "value", "target"):
+        table.add_column(column, justify="right")
+    for key in keys:
+        value = result.get(key)
+        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")))
+    return table
+
+
+__all__ = [
+    "bench",
+    "experiments",
+    "format_fraction",
+    "interlayer",
+    "markdown_table",
+    "phase_map",
+    "run_summary",
+    "run_tables",
+    "sweep_done",
+    "sweep_plan",
+    "theory",
+]
