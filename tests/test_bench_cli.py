@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cli_helpers import invoke_main
 
 HEADLINE = ("speedup_vs_dense", "grain_scaling_750_over_75", "cell_step_ratio_large",
             "peak_rss_large_MB", "reference_run_s")
 
 
+@pytest.mark.slow  # measures a 2000 × 700 grid in a subprocess: a benchmark run, not a unit test
 def test_bench_json_has_the_headline_measures(monkeypatch, capsys):
     code, out, err = invoke_main(monkeypatch, capsys, "bench", "--quick", "--no-reference-run", "--json")
     assert code == 0, err
