@@ -214,7 +214,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, caplog, dama
         newer.write_bytes(b"")
     else:
         newer.write_bytes(b"not a checkpoint at all\n" * 10)
-    with caplog.at_level(logging.WARNING, logger="softgrain.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="softgrain.output.checkpoint"):
         state, runner, path = checkpoint.load_latest(tmp_path)
     assert path == older and state["step"] == 100 and runner == {"checkpoint_every_s": 1.0}
     assert any(newer.name in record.getMessage() for record in caplog.records)

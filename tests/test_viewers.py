@@ -16,7 +16,7 @@ import meshio
 import numpy as np
 import pytest
 
-from softgrain import provenance, report
+from softgrain import provenance
 from softgrain.output import viewers
 from softgrain.output import files as io
 from softgrain.output import results as outputs

@@ -33,7 +33,6 @@ regions is drawn where the mean (101) and (001) fractions are equal.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
