@@ -142,6 +142,17 @@ def test_classifying_random_orientations_reproduces_the_cap_fractions(tolerance)
     assert np.all(np.abs(counts / n - expected) < 4.5 * sigma)
 
 
+def test_no_direction_is_further_than_the_circumcentre_from_a_pole():
+    """The angle to the nearest pole never exceeds 27.57°, reached at the standard triangle's
+    circumcentre (equidistant from [001], [101], [111])."""
+    a, b, c = (np.array(ori.POLE_DIRECTIONS[p], float) / np.linalg.norm(ori.POLE_DIRECTIONS[p]) for p in ori.POLES)
+    centre = np.cross(a, b) + np.cross(b, c) + np.cross(c, a)
+    _, at_centre = ori.nearest_pole(centre)
+    assert at_centre[0] == pytest.approx(27.5693, abs=1e-4)
+    _, angles = ori.nearest_pole(ori.growth_directions(ori.random_orientations(20_000, 6)))
+    assert angles.max() <= at_centre[0] + 1e-9 and angles.max() > 26.0
+
+
 def test_the_three_labels_classify_back_to_themselves():
     """An orientation drawn for label L has its growth axis exactly on ⟨L⟩: class L, angle 0."""
     labels = list(ori.POLES) * 50

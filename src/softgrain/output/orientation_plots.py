@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import orix.plot  # noqa: F401  (registers the "ipf" and "stereographic" projections)
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 from orix.crystal_map import Phase
-from orix.plot import IPFColorKeyTSL
+from orix.plot import IPFColorKeyTSL  # importing orix.plot registers the "ipf"/"stereographic" projections
 from orix.plot.direction_color_keys import DirectionColorKeyTSL
 from orix.projections import InverseStereographicProjection, StereographicProjection
 from orix.quaternion import Orientation, Rotation

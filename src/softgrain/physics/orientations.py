@@ -285,7 +285,8 @@ def nearest_pole(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index : ndarray of int, shape (n,)
         Index into :data:`POLES`.
     angle_deg : ndarray, shape (n,)
-        Angle to that pole, degrees (0 at a pole; at most 54.7°/2-ish inside the triangle).
+        Angle to that pole, degrees: 0 at a pole, at most 27.57° (the standard triangle's
+        circumcentre, equidistant from [001], [101] and [111]).
     """
     angles = pole_angles_deg(directions)
     index = np.argmin(angles, axis=1)
