@@ -147,6 +147,7 @@ def test_factor_rules():
     assert judge(flipped).verdict == NOT_REPRODUCED
     assert judge(none).verdict == NOT_REPRODUCED
     assert judge(far).measured == "0.005–0.017"
+    assert judge(none).measured is None
 
 
 def test_factor_needs_a_factor_above_one():

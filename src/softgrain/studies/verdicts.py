@@ -452,7 +452,7 @@ def judge(evidence: Evidence | None) -> Judgement:
         band_text = f"band [{band[0]:.3g}, {band[1]:.3g}] (paper {evidence.paper:.3g}, F = {evidence.factor:g})"
         if evidence.low is None:
             return Judgement(NOT_REPRODUCED, "factor", f"factor: no boundary found; {band_text}",
-                             "no boundary", None, evidence.seeds)
+                             None, None, evidence.seeds)
         bracket = (float(evidence.low), float(evidence.high))
         measured = (f"{bracket[0]:.3g}" if bracket[0] == bracket[1]
                     else f"{bracket[0]:.3g}–{bracket[1]:.3g}")
@@ -523,9 +523,12 @@ def build_claim(*, id: str, stage: str, claim: str, paper: float | str,
         PNG path relative to the stage's folder.
     """
     judgement = judge(evidence)
+    measured = judgement.measured
+    if isinstance(measured, str) and unit and unit != "fraction":
+        measured = f"{measured} {unit}"  # a text value (a bracket) carries its unit itself
     return {
         "id": id, "stage": stage, "claim": claim, "paper": paper,
-        "measured": judgement.measured,
+        "measured": measured,
         "ci": list(judgement.ci) if judgement.ci is not None else None,
         "seeds": judgement.seeds, "unit": unit,
         "verdict": judgement.verdict, "kind": judgement.kind, "rule": judgement.rule,
