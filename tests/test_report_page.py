@@ -262,30 +262,41 @@ def _chromium() -> str:
                 f"'chromium' package to run the browser check of report.html")
 
 
-def _chromium_run(binary: str, work: Path, *args: str) -> subprocess.CompletedProcess:
-    # A private profile folder: other processes on the machine may be running Chromium too.
-    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--no-first-run", "--disable-extensions", "--hide-scrollbars",
-               f"--user-data-dir={work / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-               *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+def _chromium_command(binary: str, profile: Path, *args: str) -> list[str]:
+    # A private profile folder per browser: other processes (and the other probe) run Chromium too.
+    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", "--disable-extensions", "--hide-scrollbars",
+            f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
 
 
-def _probe(binary: str, page: Path) -> dict:
-    """Open ``page`` with the probe injected; return images, broken images and errors."""
-    probed = page.with_name("probe-" + page.name)
-    probed.write_text(page.read_text().replace("<head>", "<head>" + _PROBE, 1))
-    done = _chromium_run(binary, page.parent, "--virtual-time-budget=5000", "--dump-dom",
-                         probed.as_uri())
-    assert done.returncode == 0, done.stderr[-2000:]
-    root = re.search(r"<html[^>]*>", done.stdout)
-    assert root, f"Chromium printed no DOM; stderr: {done.stderr[-2000:]}"
-    attributes = dict(re.findall(r'data-probe-(\w+)="([^"]*)"', root.group(0)))
-    assert attributes.get("done") == "yes", f"the load event never fired; stderr: {done.stderr[-2000:]}"
-    console = [line for line in done.stderr.splitlines() if "Uncaught" in line]
-    return {"images": int(attributes["images"]),
-            "broken": json.loads(unquote(attributes["broken"])),
-            "errors": json.loads(unquote(attributes["errors"])) + console}
+def _probe(binary: str, pages: list[Path]) -> list[dict]:
+    """Open each page with the probe injected (browsers in parallel); images, broken, errors."""
+    browsers = []
+    for page in pages:
+        probed = page.with_name("probe-" + page.name)
+        probed.write_text(page.read_text().replace("<head>", "<head>" + _PROBE, 1))
+        command = _chromium_command(binary, page.with_name(f"profile-{page.stem}"),
+                                    "--virtual-time-budget=5000", "--dump-dom", probed.as_uri())
+        browsers.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True))
+    results = []
+    for browser in browsers:
+        try:
+            stdout, stderr = browser.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            stdout, stderr = browser.communicate()
+            pytest.fail(f"Chromium did not finish within 90 s; stderr: {stderr[-2000:]}")
+        assert browser.returncode == 0, stderr[-2000:]
+        root = re.search(r"<html[^>]*>", stdout)
+        assert root, f"Chromium printed no DOM; stderr: {stderr[-2000:]}"
+        attributes = dict(re.findall(r'data-probe-(\w+)="([^"]*)"', root.group(0)))
+        assert attributes.get("done") == "yes", f"the load event never fired; stderr: {stderr[-2000:]}"
+        console = [line for line in stderr.splitlines() if "Uncaught" in line]
+        results.append({"images": int(attributes["images"]),
+                        "broken": json.loads(unquote(attributes["broken"])),
+                        "errors": json.loads(unquote(attributes["errors"])) + console})
+    return results
 
 
 def test_report_page_renders_in_chromium(tmp_path):
@@ -293,18 +304,17 @@ def test_report_page_renders_in_chromium(tmp_path):
     report_dir = tmp_path / "out"
     report_dir.mkdir()
     page = render_report(synthetic_report(report_dir), report_dir)["html"]
+    # The probe must catch what it looks for: a control page with an undecodable image and a
+    # throwing script, opened beside the real one.
+    control = report_dir / "control.html"
+    control.write_text(page.read_text()
+                       .replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
+                       .replace("</body>", "<script>undefinedFunction();</script></body>"))
 
-    result = _probe(binary, page)
+    result, caught = _probe(binary, [page, control])
     assert result["images"] == 2
     assert result["broken"] == [], f"images that did not load: {result['broken']}"
     assert result["errors"] == [], f"errors in the page: {result['errors']}"
-
-    # The probe must catch what it looks for: an undecodable image and a throwing script.
-    bad = report_dir / "bad.html"
-    bad.write_text(page.read_text()
-                   .replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
-                   .replace("</body>", "<script>undefinedFunction();</script></body>"))
-    caught = _probe(binary, bad)
     assert len(caught["broken"]) == 1
     assert any("undefinedFunction" in error for error in caught["errors"])
 
@@ -313,8 +323,9 @@ def test_report_page_renders_in_chromium(tmp_path):
     wanted = os.environ.get("SOFTGRAIN_REPORT_SCREENSHOT")
     if wanted:
         shot = Path(wanted).resolve()
-        done = _chromium_run(binary, tmp_path, f"--screenshot={shot}", "--window-size=1200,2000",
-                             page.as_uri())
+        done = subprocess.run(_chromium_command(binary, tmp_path / "profile-shot", f"--screenshot={shot}",
+                                                "--window-size=1200,2000", page.as_uri()),
+                              capture_output=True, text=True, timeout=90, check=False)
         assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
         pixels = plt.imread(shot)
         assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50  # not a blank page
