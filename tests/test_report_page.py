@@ -29,6 +29,7 @@ import pytest  # noqa: E402
 
 from softgrain.errors import UserInputError  # noqa: E402
 from softgrain.studies.report_page import (RESULTS_END, RESULTS_START, collect_provenance,  # noqa: E402
+                                           format_interval, format_number, format_seconds,
                                            render_report, update_readme_results)
 from softgrain.studies.verdicts import (FactorEvidence, FractionEvidence,  # noqa: E402
                                         ThresholdEvidence, WinnerEvidence, build_claim)
@@ -137,6 +138,25 @@ def synthetic_report(report_dir: Path, quick: bool = True) -> dict:
         ],
         "claims": claims,
     }
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, unit, text", [
+    (-522.0, "J/m³", "−522 J/m³"), (48.66, "°C", "48.7 °C"), (9778.0, "J/m³", "9\u2009778 J/m³"),
+    (999.7, None, "1\u2009000"), (0.098, "J/m²", "0.098 J/m²"), (1e-15, "m²/s", "1 × 10⁻¹⁵ m²/s"),
+    (2.5e5, None, "2.5 × 10⁵"), (0.0, None, "0"), (0.6667, "fraction", "66.7 %"),
+    ("(001) favoured", "J/m³", "(001) favoured"), (None, "°C", "—"),
+])
+def test_numbers_are_printed_for_readers(value, unit, text):
+    assert format_number(value, unit) == text
+
+
+def test_intervals_and_times():
+    assert format_interval((0.58, 0.753), "fraction") == "[58.0, 75.3]"
+    assert format_interval((-0.02, 0.5), "fraction") == "[−2.0, 50.0]"  # t-intervals are not clipped
+    assert format_interval(None, "fraction") == ""
+    assert [format_seconds(s) for s in (None, 12.34, 125, 3725)] == ["—", "12.3 s", "2 min 05 s", "1 h 02 min"]
 
 
 # --- files ----------------------------------------------------------------------------------

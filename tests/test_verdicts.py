@@ -175,6 +175,12 @@ def test_claim_evidence_round_trips_through_json(evidence):
     assert evidence_from_dict(stored["evidence"]) == evidence
 
 
+def test_fraction_claims_default_to_the_fraction_unit():
+    claim = build_claim(id="x", stage="s", claim="c", paper="(001)", caveat="",
+                        evidence=WinnerEvidence("001", {"001": [1.0, 1.0], "101": [0.0, 0.0]}))
+    assert claim["unit"] == "fraction" and claim["measured"] == 1.0 and claim["seeds"] == 2
+
+
 def test_claim_of_a_stage_that_did_not_finish():
     claim = build_claim(id="x", stage="s", claim="c", paper="p", evidence=None, caveat="")
     assert claim["verdict"] == NOT_RUN and claim["measured"] is None and claim["evidence"] is None

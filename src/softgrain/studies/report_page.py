@@ -249,8 +249,11 @@ def format_number(value: float | str | None, unit: str | None = None) -> str:
         return f"{100 * number:.1f} %".replace("-", "−")
     if number == 0:
         text = "0"
-    elif 1e-3 <= abs(number) < 1e5:
-        text = f"{number:.3g}" if abs(number) < 1000 else f"{number:,.0f}".replace(",", "\u2009")
+    elif 1e-3 <= abs(number) < 99999.5:
+        # Three significant digits below 1000 (999.6 would print as "1e+03", so it goes on);
+        # whole numbers with thin-space thousands above.
+        text = (f"{number:.3g}" if abs(number) < 999.5
+                else f"{number:,.0f}".replace(",", "\u2009"))
     else:
         mantissa, exponent = f"{number:.2e}".split("e")
         mantissa = mantissa.rstrip("0").rstrip(".")

@@ -518,11 +518,14 @@ def build_claim(*, id: str, stage: str, claim: str, paper: float | str,
     caveat : str
         What limits the comparison.
     unit : str, optional
-        Unit of ``paper``/``measured``; ``"fraction"`` values (0–1) are printed as percent.
+        Unit of ``paper``/``measured``; ``"fraction"`` values (0–1) are printed as percent
+        (the default for winner and fraction evidence).
     figure : str, optional
         PNG path relative to the stage's folder.
     """
     judgement = judge(evidence)
+    if unit is None and isinstance(evidence, (WinnerEvidence, FractionEvidence)):
+        unit = "fraction"  # both rules compare area or grain fractions (0–1)
     measured = judgement.measured
     if isinstance(measured, str) and unit and unit != "fraction":
         measured = f"{measured} {unit}"  # a text value (a bracket) carries its unit itself
