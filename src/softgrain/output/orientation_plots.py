@@ -49,7 +49,7 @@ from softgrain.physics.orientations import (
     crystal_symmetry,
     growth_directions,
 )
-from softgrain.plots import save_figure
+from softgrain.output.files import save_figure
 
 EMPTY_COLOUR = (0.0, 0.0, 0.0)
 """Cells without a grain (not deposited, not indexed, dropped) are black, as in the paper's maps."""

@@ -51,7 +51,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from softgrain.errors import UserInputError
-from softgrain.io import atomic_write_text, write_json
+from softgrain.output.files import atomic_write_text, write_json
 from softgrain.provenance import environment
 from softgrain.studies.verdicts import NOT_RUN, RULES, VERDICTS, evidence_from_dict, judge
 
