@@ -241,7 +241,7 @@ def test_float32_is_close_to_float64():
     phi, params = _batch_case(batch=2)
     f64 = _run_jax(phi, params, steps=500).to_dense()
     f32 = _run_jax(phi, params, steps=500, field_kw={"dtype": np.float32})
-    assert f32.phi.dtype == np.float32
+    assert f32.device_phi.dtype == np.float32
     assert np.abs(f32.to_dense() - f64).max() < 1e-4
 
 
