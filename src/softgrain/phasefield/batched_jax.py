@@ -473,17 +473,36 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
 
 # ----------------------------------------------------------------------------- memory and batches
 
-#: Live copies of the field per run during a segment (measured with XLA's memory analysis on CPU,
-#: see benchmarks/jax_batched.py): the state, the loop carry, the new block and the fused temporaries.
-FIELD_COPIES = 4
+#: Field copies per run on the device during a segment: the donated state (1) and XLA's
+#: temporaries (4) — measured with ``Compiled.memory_analysis()`` on CPU (jax 0.10.2, 75 grains,
+#: 200 × 70, float64 and float32 alike; benchmarks/jax_batched.py prints the check).
+FIELD_COPIES = 5
 
 
 def bytes_per_run(n_grains: int, ny: int, nx: int, dtype=np.float64, copies: int = FIELD_COPIES) -> int:
-    """Estimated device memory of one run: ``copies`` × the (n, ny, nx) field, plus the (ny, nx)
-    sums and the labels."""
+    """Estimated device memory of one run: ``copies`` × the (ny, nx, n) field plus the per-run
+    coefficients and the int32 labels of a snapshot."""
     itemsize = _as_dtype(dtype).itemsize
     cells = ny * nx
-    return int(copies * n_grains * cells * itemsize + 4 * cells * itemsize + 2 * cells * 4)
+    return int(copies * n_grains * cells * itemsize + 4 * n_grains * itemsize + 2 * cells * 4)
+
+
+def measured_bytes_per_run(n_grains: int, ny: int, nx: int, dtype=np.float64, batch: int = 2) -> int:
+    """Device memory per run of the compiled segment (arguments + temporaries − aliased), from
+    XLA's memory analysis of a ``batch``-run program at full height; compiles, does not run."""
+    dt = _as_dtype(dtype)
+    phi = jax.ShapeDtypeStruct((batch, ny, nx, n_grains), dt)
+    coefficient = jax.ShapeDtypeStruct((batch, n_grains), dt)
+    scalar = jax.ShapeDtypeStruct((), dt)
+    compiled = _advance_segment.lower(phi, 1, ny, ny - 1, coefficient, coefficient, coefficient,
+                                      coefficient, scalar, scalar, scalar, rows=ny,
+                                      spacing_sq=1.0).compile()
+    stats = compiled.memory_analysis()
+    if stats is None:
+        raise RuntimeError("this JAX backend gives no memory analysis")
+    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+             - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
+    return int(math.ceil(total / batch))
 
 
 def available_memory(device=None) -> int:
