@@ -281,3 +281,15 @@ def test_plan_batches_splits_or_refuses():
         plan_batches(8, per_run, batch_size=8, available=4 * per_run, split=False)
     with pytest.raises(BatchTooLargeError, match="one run needs"):
         plan_batches(1, per_run, available=per_run // 2)
+
+
+def test_from_labels_matches_dense_field():
+    labels = np.stack([voronoi(NY, NX, 6, seed) for seed in (1, 2)])
+    labels[1, 12:] = -1  # no grain above row 12 in the second run
+    _, params = _batch_case(batch=2)
+    field = BatchedField.from_labels(labels, params)
+    expected = np.stack([DenseField.from_labels(lab, 12).phi for lab in labels])
+    assert np.array_equal(field.to_dense(), expected)
+    assert np.array_equal(field.labels(), np.stack([DenseField(p).labels() for p in expected]))
+    with pytest.raises(UserInputError, match="grain ids 0..11"):
+        BatchedField.from_labels(labels + 12, params)

@@ -261,21 +261,7 @@ class BatchedField:
         phi = np.asarray(phi)
         if phi.ndim != 4:
             raise UserInputError(f"phi must be (runs, grains, ny, nx), got shape {phi.shape}")
-        if params.shape != phi.shape[:2]:
-            raise UserInputError(f"parameters are (runs, grains) = {params.shape}, phi has "
-                                 f"{phi.shape[:2]}")
-        if phi.shape[2] < 2 or phi.shape[3] < 3:
-            raise UserInputError(f"grid too small for the 5-point stencil: {phi.shape[2:]} (ny, nx)")
-        self.dtype = _as_dtype(dtype)
-        self.device = device if device is not None else jax.devices()[0]
-        self.n_grains = phi.shape[1]
-        self.shape = phi.shape[2:]
-        self._phi = jax.device_put(np.ascontiguousarray(phi.transpose(0, 2, 3, 1), dtype=self.dtype),
-                                   self.device)
-        self.grain_ids = np.tile(np.arange(self.n_grains, dtype=np.int32), (phi.shape[0], 1))
-        self._set_params(params)
-        self.failed = np.zeros(phi.shape[0], dtype=bool)
-        self.steps_done = 0
+        self._start(phi.transpose(0, 2, 3, 1), params, dtype, device)
 
     @classmethod
     def from_labels(cls, labels, params: BatchParameters, *, dtype=np.float64, device=None) -> "BatchedField":
@@ -284,10 +270,30 @@ class BatchedField:
         if labels.ndim != 3:
             raise UserInputError(f"labels must be (runs, ny, nx), got shape {labels.shape}")
         n = params.shape[1]
-        if labels.max() >= n:
-            raise UserInputError(f"labels name grain {labels.max()}, the parameters have {n} grains")
-        phi = (labels[:, None, :, :] == np.arange(n)[None, :, None, None]).astype(np.float64)
-        return cls(phi, params, dtype=dtype, device=device)
+        if labels.max() >= n or labels.min() < -1:
+            raise UserInputError(f"labels must be −1 or grain ids 0..{n - 1} (the parameters have "
+                                 f"{n} grains), got {labels.min()}..{labels.max()}")
+        field = cls.__new__(cls)
+        # Built grains-last directly: no (B, n, ny, nx) host copy for large batches.
+        field._start(labels[..., None] == np.arange(n), params, dtype, device)
+        return field
+
+    def _start(self, grains_last: np.ndarray, params: BatchParameters, dtype, device) -> None:
+        batch, ny, nx, n = grains_last.shape
+        if params.shape != (batch, n):
+            raise UserInputError(f"parameters are (runs, grains) = {params.shape}, phi has "
+                                 f"{(batch, n)}")
+        if ny < 2 or nx < 3:
+            raise UserInputError(f"grid too small for the 5-point stencil: {(ny, nx)} (ny, nx)")
+        self.dtype = _as_dtype(dtype)
+        self.device = device if device is not None else jax.devices()[0]
+        self.n_grains = n
+        self.shape = (ny, nx)
+        self._phi = jax.device_put(np.ascontiguousarray(grains_last, dtype=self.dtype), self.device)
+        self.grain_ids = np.tile(np.arange(n, dtype=np.int32), (batch, 1))
+        self._set_params(params)
+        self.failed = np.zeros(batch, dtype=bool)
+        self.steps_done = 0
 
     def _set_params(self, params: BatchParameters) -> None:
         self.params = params
@@ -370,6 +376,8 @@ class BatchedField:
         if not (np.isfinite(threshold) and threshold >= 0):
             raise UserInputError(f"compaction threshold must be ≥ 0, got {threshold}")
         maxima = np.asarray(_grain_maxima(self._phi))
+        # A failed run's maxima are NaN: none counts as alive, so it does not hold compaction
+        # back (its field is meaningless anyway).
         alive = maxima >= threshold
         needed = max(1, int(alive.sum(axis=1).max()))
         keep = min(self.n_slots, slot_bucket * math.ceil(needed / slot_bucket))
