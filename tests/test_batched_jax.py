@@ -153,17 +153,22 @@ def test_generalised_model_equals_dense_reference(open_front):
     assert np.abs(result - reference).max() <= TOLERANCE
 
 
+TAIL = 1e-22  # a negligible but non-zero order parameter, like the tail of a vanished grain
+
+
 def _batch_case(batch: int = 4, n: int = 12, general: bool = True):
     """``batch`` runs with different nuclei and coefficients; each run uses 8 of the ``n`` grain
-    ids (different ones per run) plus one single-cell grain that vanishes early."""
-    labels, rows = [], []
+    ids (different ones per run) and a ninth, ``tail_ids[run]``, is φ = TAIL in all deposited
+    cells. Returns (phi, params, tail_ids)."""
+    phis, tail_ids = [], []
     for run in range(batch):
         base = voronoi(NY, NX, 8, 10 + run)
-        ids = np.sort(np.random.default_rng(run).choice(n, size=9, replace=False))
-        lab = ids[base]
-        lab[2, 5 + 3 * run] = ids[8]  # a one-cell grain
-        labels.append(lab)
-    phi = np.stack([deposited_start(lab, n, FRONT.initial_rows) for lab in labels])
+        ids = np.random.default_rng(run).choice(n, size=9, replace=False)
+        phi = deposited_start(ids[:8][base], n, FRONT.initial_rows)
+        phi[ids[8], :FRONT.initial_rows] = TAIL
+        phis.append(phi)
+        tail_ids.append(int(ids[8]))
+    phi = np.stack(phis)
     coefficients = [general_coefficients(20 + run, n) for run in range(batch)]
     dt = min(c[4] for c in coefficients)
     mobility, kappa, weight, tilt = (np.stack([c[i] for c in coefficients]) for i in range(4))
@@ -172,11 +177,11 @@ def _batch_case(batch: int = 4, n: int = 12, general: bool = True):
     params = BatchParameters(dt_mobility=dt * mobility, kappa=kappa, weight=weight, tilt=tilt,
                              alpha=LANDAU.alpha, beta=LANDAU.beta, gamma=LANDAU.gamma,
                              open_front=True)
-    return phi, params
+    return phi, params, tail_ids
 
 
 def test_batch_equals_single_runs():
-    phi, params = _batch_case(batch=3)
+    phi, params, _ = _batch_case(batch=3)
     together = _run_jax(phi, params, steps=600).to_dense()
     for run in range(phi.shape[0]):
         one = params.select_runs(slice(run, run + 1))
@@ -185,24 +190,27 @@ def test_batch_equals_single_runs():
 
 
 def test_compaction_changes_nothing_and_drops_grains():
-    phi, params = _batch_case()
+    phi, params, tail_ids = _batch_case()
     plain = _run_jax(phi, params)
     compacted = _run_jax(phi, params, compact_every=100)
     # Each run has 9 of 12 grain ids, all 12 are used by the batch; compaction packs run by run.
     assert compacted.n_slots < plain.n_slots == 12
+    compacted.compact(slot_bucket=1)   # as few slots as the run with most survivors needs
+    maxima = plain.grain_maxima()
+    dropped_tails = [tail not in compacted.grain_ids[run] for run, tail in enumerate(tail_ids)]
+    assert sum(dropped_tails) >= 2   # non-zero tails were dropped, not only exact zeros
     assert np.abs(compacted.to_dense() - plain.to_dense()).max() <= TOLERANCE
     assert np.array_equal(compacted.labels(NY), plain.labels(NY))
-    maxima = plain.grain_maxima()
     for run in range(phi.shape[0]):
-        kept = set(compacted.grain_ids[run].tolist())
-        dropped = [g for g in range(12) if g not in kept]
-        assert maxima[run, dropped].max(initial=0.0) < 1e-10  # only negligible grains went
+        dropped = [g for g in range(12) if g not in compacted.grain_ids[run]]
+        assert maxima[run, dropped].max(initial=0.0) < TOLERANCE  # only negligible grains went
 
 
 def test_compaction_packs_each_run_separately():
-    phi, params = _batch_case(batch=2)
+    phi, params, tail_ids = _batch_case(batch=2)
+    phi[0, tail_ids[0]] = phi[1, tail_ids[1]] = 0.0   # exact zeros: the fields must be unchanged
     field = BatchedField(phi, params)
-    field.compact(threshold=1e-10, slot_bucket=1)
+    field.compact(slot_bucket=1)
     present = [set(np.flatnonzero(phi[run].max(axis=(1, 2)) > 0).tolist()) for run in range(2)]
     # A grain id alive in one run only is kept for that run only: fewer slots than the union.
     assert field.n_slots == max(len(p) for p in present) < len(present[0] | present[1])
@@ -212,7 +220,7 @@ def test_compaction_packs_each_run_separately():
 
 
 def test_labels_match_dense_labels_at_snapshots():
-    phi, params = _batch_case(general=False)
+    phi, params, _ = _batch_case(general=False)
     field = BatchedField(phi, params)
     snaps = advance_schedule(field, FRONT, 600, snapshot_steps=[150, 600], compact_every=200)
     assert [s.step for s in snaps] == [150, 600]
@@ -224,7 +232,7 @@ def test_labels_match_dense_labels_at_snapshots():
 
 
 def test_undeposited_rows_stay_zero_and_substeps():
-    phi, params = _batch_case()
+    phi, params, _ = _batch_case()
     halved = replace(params, dt_mobility=params.dt_mobility / 2)
     field = BatchedField(phi, halved)
     advance_schedule(field, FRONT, 300, substeps=2)
@@ -238,7 +246,7 @@ def test_undeposited_rows_stay_zero_and_substeps():
 
 
 def test_float32_is_close_to_float64():
-    phi, params = _batch_case(batch=2)
+    phi, params, _ = _batch_case(batch=2)
     f64 = _run_jax(phi, params, steps=500).to_dense()
     f32 = _run_jax(phi, params, steps=500, field_kw={"dtype": np.float32})
     assert f32.device_phi.dtype == np.float32
@@ -246,7 +254,7 @@ def test_float32_is_close_to_float64():
 
 
 def test_nonfinite_run_is_named_and_others_survive():
-    phi, params = _batch_case(batch=3)
+    phi, params, _ = _batch_case(batch=3)
     bad = params.dt_mobility.copy()
     bad[1] *= 40.0  # far beyond the explicit-Euler limit: run 1 blows up
     field = BatchedField(phi, replace(params, dt_mobility=bad))
@@ -259,7 +267,7 @@ def test_nonfinite_run_is_named_and_others_survive():
 
 
 def test_bad_input_is_refused():
-    phi, params = _batch_case(batch=2)
+    phi, params, _ = _batch_case(batch=2)
     with pytest.raises(UserInputError, match="parameters"):
         BatchedField(phi[:1], params)
     with pytest.raises(UserInputError, match="active_rows"):
@@ -286,7 +294,7 @@ def test_plan_batches_splits_or_refuses():
 def test_from_labels_matches_dense_field():
     labels = np.stack([voronoi(NY, NX, 6, seed) for seed in (1, 2)])
     labels[1, 12:] = -1  # no grain above row 12 in the second run
-    _, params = _batch_case(batch=2)
+    _, params, _ = _batch_case(batch=2)
     field = BatchedField.from_labels(labels, params)
     expected = np.stack([DenseField.from_labels(lab, 12).phi for lab in labels])
     assert np.array_equal(field.to_dense(), expected)
