@@ -32,9 +32,10 @@ Speed
     φ = 0 is unstable (α > 0) — a tail below the threshold can grow again: on the 20 × 40 test
     case with a fast front a 2.7e-13 tail grew 1,700-fold in 900 steps. Hence the default
     threshold is 1e-20, ten decades below the 1e-10 agreement required with the dense reference.
-    It costs nothing measurable on paper runs: there a vanished grain's maximum falls from 1e-8
-    past 1e-30 within seconds (li-solid, seeds 1–2, first 40 s: every grain was either ≥ 1e-8 or
-    < 1e-30, none grew back).
+    On paper runs it only delays the drop by a few seconds of model time: a vanished grain's
+    maximum falls from 1e-8 past 1e-30 within seconds (li-solid, seeds 1–2, first 40 s: every
+    grain was either ≥ 1e-8 or < 1e-30, none grew back; seeds 1–4: 32 slots reached at step
+    1,300 instead of 700 with 1e-10), i.e. for < 2 % of a 40,000-step run.
 
 Precision
     float64 by default. Importing this module switches on JAX's 64-bit mode for the process
