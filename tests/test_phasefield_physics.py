@@ -128,6 +128,6 @@ def test_open_front_costs_gradient_energy_of_the_top_row():
     phi = sim.field.to_dense(1)
     from softgrain.phasefield.energy import total_free_energy
 
-    closed = total_free_energy(phi, sim.kappa, sim.landau, 4, open_front=False)
-    opened = total_free_energy(phi, sim.kappa, sim.landau, 4, open_front=True)
+    closed = total_free_energy(phi, sim.grains, sim.landau, 4, open_front=False)
+    opened = total_free_energy(phi, sim.grains, sim.landau, 4, open_front=True)
     assert opened - closed == pytest.approx(0.5 * sim.kappa[0] * 12)

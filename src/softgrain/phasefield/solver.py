@@ -24,6 +24,7 @@ from softgrain.parameters import (MappingConstants, OrientationParameters, map_o
                                   stable_time_step, substeps_for)
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau, total_free_energy
+from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.initial import Nucleation, nucleate
 from softgrain.phasefield.kernels import DenseField
 
@@ -87,8 +88,10 @@ class Simulation:
         go = self.nucleation.grain_orientation
         self.mobility = np.ascontiguousarray(self.orientation_parameters.mobility[go])
         self.kappa = np.ascontiguousarray(self.orientation_parameters.kappa[go])
+        self.grains = GrainParameters.paper(self.mobility, self.kappa, self.landau.w)
         self.stability_limit_s = stable_time_step(self.mobility, self.kappa, self.landau,
-                                                  cfg.grid.laplacian_spacing)
+                                                  cfg.grid.laplacian_spacing,
+                                                  self.grains.weight, self.grains.tilt)
         self.substeps = substeps_for(cfg.run.dt_s, self.stability_limit_s)
         if self.substeps > 1:
             message = (f"Δt = {cfg.run.dt_s} s exceeds the explicit-Euler stability limit "
@@ -134,7 +137,7 @@ class Simulation:
     def free_energy(self) -> float:
         """Discrete free energy F of the current state (deposited rows only)."""
         phi = self.field.to_dense(self.n_grains)
-        return total_free_energy(phi, self.kappa, self.landau, self.active_rows(),
+        return total_free_energy(phi, self.grains, self.landau, self.active_rows(),
                                  self.config.grid.laplacian_spacing, self.open_front)
 
     @property
@@ -163,8 +166,8 @@ class Simulation:
             stop = min(self._next_event(), target_step)
             n = stop - self.step
             try:
-                self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.mobility,
-                                   self.kappa, self.landau, cfg.grid.laplacian_spacing,
+                self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.grains,
+                                   self.landau, cfg.grid.laplacian_spacing,
                                    prune_threshold=cfg.numerics.prune_threshold,
                                    open_front=self.open_front)
             except SimulationError as exc:
