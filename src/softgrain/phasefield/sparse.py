@@ -404,8 +404,10 @@ def _process_row(slots, physics, sweep, report, r, j, i0, i1):
             p0 += _ONE
         if changed:
             flag[_U(fw + i)] = 1
-            # Written here rather than from a flag after the loop: numba 0.68 + LLVM dropped
-            # that store (the row summary stayed 0; see tests of exact skipping).
+            # Written per changed cell, not once after the loop from a flag: numba 0.68 lowered
+            # that later store to nothing (it released `row_flag` before it, also with
+            # NUMBA_OPT=0), leaving the row summary 0 and rows wrongly skipped. The tests of
+            # exact skipping and sparse = dense catch such a regression.
             row_flag[w, j] = 1
         else:
             flag[_U(fw + i)] = 0
