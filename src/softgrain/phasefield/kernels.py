@@ -56,10 +56,11 @@ def allen_cahn_step_dense(phi: np.ndarray, grains: GrainParameters, landau: Land
 
     weight = per_grain(grains.weight)
     sq = a * a
+    spacing_sq = float(spacing) * float(spacing)
     a[...] = explicit_euler_update(
         a, neighbours, sq.sum(axis=0), (weight * sq).sum(axis=0),
         per_grain(float(dt) * grains.mobility), per_grain(grains.kappa), weight,
-        per_grain(grains.tilt), landau.alpha, landau.beta, landau.gamma, float(spacing) * float(spacing))
+        per_grain(grains.tilt), landau.alpha, landau.beta, landau.gamma, spacing_sq)
 
 
 class DenseField:
@@ -90,6 +91,8 @@ class DenseField:
                 landau: Landau, spacing: float = 1.0, open_front: bool = False,
                 **_: object) -> None:
         """``n_steps`` steps of :func:`allen_cahn_step_dense` (the sparse kernel's options ignored)."""
+        if not isinstance(grains, GrainParameters):
+            raise TypeError(f"grains must be a GrainParameters, got {type(grains).__name__}")
         if len(grains) < self.phi.shape[0]:
             raise ValueError(f"grains has {len(grains)} entries, but the field holds "
                              f"{self.phi.shape[0]} grains")
