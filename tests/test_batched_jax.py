@@ -22,8 +22,8 @@ from softgrain.phasefield.batched_jax import (BatchedField, BatchParameters,  # 
                                               bucket_rows, bytes_per_run, plan_batches)
 from softgrain.phasefield.deposition import DepositionFront  # noqa: E402
 from softgrain.phasefield.energy import Landau  # noqa: E402
-from softgrain.phasefield.kernels import DenseField  # noqa: E402
-from softgrain.phasefield.update import explicit_euler_update  # noqa: E402
+from softgrain.phasefield.dense import DenseField, allen_cahn_step_dense  # noqa: E402
+from softgrain.phasefield.grains import GrainParameters  # noqa: E402
 
 LANDAU = Landau()  # α = β = 1, γ = 1.5, w = 1
 NY, NX, N = 20, 40, 10
@@ -70,15 +70,6 @@ def general_coefficients(seed: int, n: int = N):
     return mobility, kappa, weight, tilt, dt
 
 
-def _neighbour_sum_numpy(a: np.ndarray, empty_above: bool) -> np.ndarray:
-    """Σ of the four neighbours with the boundaries of kernels.laplacian_dense (same construction)."""
-    top = np.zeros_like(a[:, -1:, :]) if empty_above else a[:, -1:, :]
-    up = np.concatenate([a[:, 1:, :], top], axis=1)
-    down = np.concatenate([a[:, :1, :], a[:, :-1, :]], axis=1)
-    side = np.roll(a, 1, axis=2) + np.roll(a, -1, axis=2)
-    return side + up + down
-
-
 def _rows(steps: int, substeps: int = 1) -> list[int]:
     """Deposited rows of every (sub-)step along FRONT."""
     return list(np.repeat([FRONT.active_rows(step) for step in range(steps)], substeps))
@@ -86,22 +77,16 @@ def _rows(steps: int, substeps: int = 1) -> list[int]:
 
 def _dense_reference(phi: np.ndarray, rows_per_step, dt_mobility, kappa, weight, tilt,
                      landau: Landau, spacing: float, open_front: bool) -> np.ndarray:
-    """The generalised dense reference: one explicit-Euler step of φ (n, ny, nx) in NumPy for each
-    entry of ``rows_per_step`` (the deposited rows during that step).
+    """The generalised dense NumPy reference (:func:`allen_cahn_step_dense`), one explicit-Euler
+    step of φ (n, ny, nx) for each entry of ``rows_per_step`` (the deposited rows of that step).
 
-    Calls :func:`explicit_euler_update` on the deposited rows with the neighbour sum of
-    ``laplacian_dense``. When the dense reference itself takes per-grain w_q and g_q, replace this
-    body by a loop over that function; the tests need nothing else changed.
+    Δt·L_q is passed as the mobility with Δt = 1 (exact), as the batched kernel stores it.
     """
     phi = phi.copy()
-    col = [np.asarray(c, dtype=float)[:, None, None] for c in (dt_mobility, kappa, weight, tilt)]
+    grains = GrainParameters(np.asarray(dt_mobility, dtype=float), np.asarray(kappa, dtype=float),
+                             np.asarray(weight, dtype=float), np.asarray(tilt, dtype=float))
     for rows in rows_per_step:
-        a = phi[:, :rows, :]
-        sq = a * a
-        neighbours = _neighbour_sum_numpy(a, open_front and rows < phi.shape[1])
-        phi[:, :rows, :] = explicit_euler_update(
-            a, neighbours, sq.sum(axis=0), (col[2] * sq).sum(axis=0), col[0], col[1], col[2],
-            col[3], landau.alpha, landau.beta, landau.gamma, spacing * spacing)
+        allen_cahn_step_dense(phi, grains, landau, 1.0, rows, spacing, open_front)
     return phi
 
 
@@ -110,7 +95,8 @@ def _paper_reference(phi: np.ndarray, rows_per_step, mobility, kappa, dt,
     """The current dense reference (DenseField.advance), one step per entry of ``rows_per_step``."""
     field = DenseField(phi.copy())
     for rows in rows_per_step:
-        field.advance(1, dt, rows, mobility, kappa, LANDAU, open_front=open_front)
+        field.advance(1, dt, rows, GrainParameters.paper(mobility, kappa, LANDAU.w), LANDAU,
+                      open_front=open_front)
     return field
 
 

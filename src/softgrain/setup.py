@@ -45,6 +45,7 @@ from softgrain.output.files import read_netcdf, save_figure, write_json, write_n
 from softgrain.output.results import MAPS_FIGURE, RESULT_FILE, SUMMARY_FILE, TEXTURE_FIGURE, run_dataset
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.initial import nucleate, nucleation_from_labels
 from softgrain.phasefield.inputs import ModelInputs
 from softgrain.phasefield.mapping import (MappingConstants, SubsteppingWarning, map_orientations,
@@ -180,7 +181,9 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
     go = nucleation.grain_orientation
     mobility = np.ascontiguousarray(orientation_parameters.mobility[go])
     kappa = np.ascontiguousarray(orientation_parameters.kappa[go])
-    limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing)
+    grains = GrainParameters.paper(mobility, kappa, landau.w)
+    limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing,
+                             grains.weight, grains.tilt)
     substeps = substeps_for(config.run.dt_s, limit)
     dt = config.run.dt_s
     if substeps > 1:
@@ -202,7 +205,7 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         stability_limit_s=limit, total_steps=total_steps, snapshot_steps=snapshot_steps,
         landau=landau, orientation_parameters=orientation_parameters, nucleation=nucleation,
         custom_initial_labels=initial_labels is not None, front=front,
-        open_front=config.deposition.front_boundary == "empty", mobility=mobility, kappa=kappa,
+        open_front=config.deposition.front_boundary == "empty", grains=grains,
         kernel=config.numerics.kernel, prune_threshold=config.numerics.prune_threshold,
         capacity=config.numerics.capacity, threads=config.numerics.threads,
         config_json=config.to_json(),

@@ -9,7 +9,7 @@ function the dense NumPy reference and the sparse numba kernel call — evaluate
 XLA program on CPU or GPU.
 
 Boundaries are exactly those of the dense reference
-(:func:`softgrain.phasefield.kernels.laplacian_dense`): periodic in x, zero flux at the substrate
+(:func:`softgrain.phasefield.dense.neighbour_sum_dense`): periodic in x, zero flux at the substrate
 (row 0); at the last deposited row either zero flux or, with an open front, φ = 0 in the
 undeposited row above; the top of the domain is always zero flux. Rows at and above the front
 hold φ = 0 and are not updated.
@@ -179,7 +179,7 @@ class BatchParameters:
 
 def _neighbour_sum(phi, row_index, reflect_row):
     """Σ of the four neighbours of every cell of the block (B, rows, nx, n), with the boundaries
-    of :func:`~softgrain.phasefield.kernels.laplacian_dense`: periodic in x, zero flux at row 0,
+    of :func:`~softgrain.phasefield.dense.neighbour_sum_dense`: periodic in x, zero flux at row 0,
     φ = 0 above the block's top row, and zero flux (ghost = the row itself) at ``reflect_row``
     (the last deposited row unless the front is open; −1 for none)."""
     zero_row = jnp.zeros_like(phi[:, :1])
@@ -187,7 +187,7 @@ def _neighbour_sum(phi, row_index, reflect_row):
     up = jnp.where(row_index == reflect_row, phi, up)
     down = jnp.concatenate([phi[:, :1], phi[:, :-1]], axis=1)
     side = jnp.roll(phi, 1, axis=2) + jnp.roll(phi, -1, axis=2)
-    # Summed in the order of laplacian_dense (side + up + down) so that the paper case is
+    # Summed in the order of neighbour_sum_dense (side + up + down) so that the paper case is
     # bit-identical to it where XLA keeps that order.
     return side + up + down
 
