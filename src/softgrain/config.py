@@ -116,8 +116,12 @@ class RunConfig(StrictModel):
     snapshot_times_s: list[float] = Field(default_factory=lambda: [10.0, 400.0], description=(
         "times (s) at which the grain map is stored; times beyond end_time_s are dropped, "
         "end_time_s is always stored"))
-    substeps: Literal["auto", "refuse"] = Field("auto", description=(
-        "if dt_s exceeds the explicit-Euler limit: sub-step automatically ('auto') or refuse"))
+    substeps: Literal["auto", "refuse", "adaptive"] = Field("auto", description=(
+        "if dt_s exceeds the explicit-Euler limit: sub-step with a count fixed for the whole run "
+        "('auto'), refuse ('refuse'), or sub-step and recompute the count every "
+        "numerics.adaptive_every_steps steps from the grains still present ('adaptive': grains "
+        "whose order parameter fell below numerics.prune_threshold everywhere are removed and no "
+        "longer limit the step)"))
 
     @field_validator("snapshot_times_s")
     @classmethod
@@ -216,12 +220,37 @@ class MappingConfig(StrictModel):
 
 
 class NumericsConfig(StrictModel):
+    """How the model is computed (never what it computes): backend, kernel, precision, batches."""
+
+    backend: Literal["numba", "jax"] = Field("numba", description=(
+        "'numba': the CPU kernel chosen by numerics.kernel; 'jax': the batched JAX kernel (CPU or "
+        "GPU; the optional extra pip install -e '.[jax]'), whose studies run numerics.batch runs "
+        "per Dask task"))
     kernel: Literal["sparse", "dense"] = Field("sparse", description=(
-        "'sparse': compiled locally-reduced order parameters; 'dense': NumPy reference (slow)"))
+        "kernel of the numba backend — 'sparse': compiled locally-reduced order parameters; "
+        "'dense': NumPy reference (slow)"))
+    batch: int | None = Field(None, ge=1, le=65536, description=(
+        "jax backend, studies: runs per batch (one Dask task, one device); default: the pending "
+        "runs spread over the workers, at most 256 and at most what fits the device memory"))
+    dtype: Literal["float64", "float32"] = Field("float64", description=(
+        "precision of the jax backend; float32 halves memory and time, see README "
+        "'Throughput' for what it changes"))
+    compaction_every_steps: int | None = Field(100, ge=1, description=(
+        "jax backend: drop the order parameters of vanished grains every this many time steps "
+        "(leave out for never)"))
+    adaptive_every_steps: int = Field(100, ge=1, description=(
+        "run.substeps = 'adaptive': recompute the sub-step count every this many time steps"))
     prune_threshold: float = Field(1e-8, ge=0, lt=0.01, description=(
         "order-parameter values below this are dropped by the sparse kernel (MMSP uses 1e-8)"))
     capacity: int = Field(8, ge=2, le=64, description="order-parameter slots per cell (sparse)")
     threads: int | None = Field(None, ge=1, le=1024, description="kernel threads (default: all cores)")
+
+    @model_validator(mode="after")
+    def _precision_needs_jax(self) -> "NumericsConfig":
+        if self.dtype != "float64" and self.backend != "jax":
+            raise KeyedValueError("dtype", f"= {self.dtype!r} needs numerics.backend = 'jax'; "
+                                  "allowed with the numba backend: 'float64'")
+        return self
 
 
 class ConditionsConfig(StrictModel):

@@ -54,3 +54,7 @@ class StabilityError(UserInputError):
 
 class SimulationError(RuntimeError):
     """A run failed part-way (e.g. NaN appeared); the message says where it stopped."""
+
+
+class BackendUnavailableError(UserInputError):
+    """A computing backend was asked for whose optional dependency is not installed."""

@@ -11,6 +11,8 @@ material maps σ, Q and T to L and κ so that its kernels never see units.
 Around it, the ways to run:
 
 - :func:`simulate` — a configuration → the result dataset, in memory (the Python API);
+- :func:`simulate_batch` — many configurations → their result datasets, run as batches on one
+  JAX device (``numerics.backend = "jax"``; the studies' Dask tasks);
 - :func:`save_run` — write a result, its summary and figures into a run folder;
 - :func:`resume` — continue an interrupted run from its newest good checkpoint.
 
@@ -30,19 +32,21 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from softgrain import analysis
+from softgrain import analysis, provenance
 from softgrain.config import SimulationConfig, validate_config
-from softgrain.errors import ConfigError, StabilityError, UserInputError
+from softgrain.errors import ConfigError, SimulationError, StabilityError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS, load_metal
 from softgrain.output import checkpoint, plots
 from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
-from softgrain.output.results import MAPS_FIGURE, RESULT_FILE, SUMMARY_FILE, TEXTURE_FIGURE, run_dataset
+from softgrain.output.results import (MAPS_FIGURE, RESULT_FILE, SUMMARY_FILE, TEXTURE_FIGURE,
+                                     build_dataset, run_dataset)
+from softgrain.phasefield.backends import load_batched_jax
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau
 from softgrain.phasefield.grains import GrainParameters
@@ -50,7 +54,7 @@ from softgrain.phasefield.initial import nucleate, nucleation_from_labels
 from softgrain.phasefield.inputs import ModelInputs
 from softgrain.phasefield.mapping import (MappingConstants, SubsteppingWarning, map_orientations,
                                           stable_time_step, substeps_for)
-from softgrain.phasefield.solver import Simulation
+from softgrain.phasefield.solver import Simulation, Snapshot
 from softgrain.physics.conditions import LatticeStrain, lattice_strain
 
 # A strain given beside [conditions] is accepted when it is the derived one (a stored
@@ -191,9 +195,12 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
                    f"(max L_q·κ_q = {(mobility * kappa).max():.3g})")
         if config.run.substeps == "refuse":
             raise StabilityError(f"run.dt_s = {dt}: {message} and run.substeps = 'refuse'; "
-                                 f"allowed: run.dt_s ≤ {0.9 * limit:.4g}, or run.substeps = 'auto'")
-        warnings.warn(f"{message}: taking {substeps} sub-steps of {dt / substeps:.4g} s per step",
-                      SubsteppingWarning, stacklevel=2)
+                                 f"allowed: run.dt_s ≤ {0.9 * limit:.4g}, or run.substeps = 'auto' or "
+                                 "'adaptive'")
+        then = (f", recomputed every {config.numerics.adaptive_every_steps} steps from the grains "
+                "present" if config.run.substeps == "adaptive" else "")
+        warnings.warn(f"{message}: taking {substeps} sub-steps of {dt / substeps:.4g} s per step"
+                      f"{then}", SubsteppingWarning, stacklevel=2)
     total_steps = int(round(config.run.end_time_s / dt))
     if total_steps < 1:
         raise ConfigError(f"run.end_time_s = {config.run.end_time_s} is shorter than one time step")
@@ -206,7 +213,11 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         landau=landau, orientation_parameters=orientation_parameters, nucleation=nucleation,
         custom_initial_labels=initial_labels is not None, front=front,
         open_front=config.deposition.front_boundary == "empty", grains=grains,
-        kernel=config.numerics.kernel, prune_threshold=config.numerics.prune_threshold,
+        kernel="jax" if config.numerics.backend == "jax" else config.numerics.kernel,
+        prune_threshold=config.numerics.prune_threshold,
+        adaptive_every=(config.numerics.adaptive_every_steps
+                        if config.run.substeps == "adaptive" else None),
+        dtype=config.numerics.dtype, compaction_every=config.numerics.compaction_every_steps,
         capacity=config.numerics.capacity, threads=config.numerics.threads,
         config_json=config.to_json(),
         attrs={"preset": config.name, "metal": config.material.metal,
@@ -250,6 +261,58 @@ def simulate(config: SimulationConfig, *, initial_labels: np.ndarray | None = No
     else:
         sim.run()
     return run_dataset(sim)
+
+
+def simulate_batch(configs: Sequence[SimulationConfig], *, batch_size: int | None = None,
+                   split: bool = True) -> list[xr.Dataset | SimulationError]:
+    """Run ``configs`` as batches on one JAX device and return each run's result.
+
+    The configurations are set up one by one (:func:`build`), grouped into batches of runs that
+    share grid, time step, end, snapshots, front and Landau α β γ
+    (:func:`softgrain.phasefield.batched_jax.batch_key`), split to fit the device memory, and run
+    by :func:`softgrain.phasefield.batched_jax.run_batch` — each run with its own nuclei,
+    per-grain constants and sub-step count, so each result is the run of its configuration.
+
+    Parameters
+    ----------
+    configs : sequence of SimulationConfig
+        The runs (any ``numerics.backend``: they run on JAX, in ``numerics.dtype``).
+    batch_size : int, optional
+        Largest batch (default: as many as fit the device memory).
+    split : bool
+        A ``batch_size`` that does not fit: use the largest that does, or refuse with
+        :class:`~softgrain.phasefield.batched_jax.BatchTooLargeError` before anything runs.
+
+    Returns
+    -------
+    list
+        Per configuration, in order: the result dataset (as :func:`simulate`, except that the
+        free energy is not computed: NaN, and ``wall_time_s`` is the batch's time divided by its
+        runs), or a :class:`~softgrain.errors.SimulationError` for a run whose field turned
+        non-finite (the other runs of its batch are unaffected).
+
+    Raises
+    ------
+    BackendUnavailableError
+        Without jax (one line, with the install command).
+    """
+    batched = load_batched_jax()
+    inputs = [build(config) for config in configs]
+    started = provenance.utc_now()
+    results = batched.run_batches(inputs, batch_size=batch_size, split=split)
+    finished = provenance.utc_now()
+    out: list[xr.Dataset | SimulationError] = []
+    for run, result in zip(inputs, results):
+        if result.failed:
+            out.append(SimulationError(f"{run.name} (seed {run.attrs.get('seed')}): {result.error}"))
+            continue
+        snapshots = [Snapshot(time_s=s.step * run.dt_s, step=s.step, active_rows=s.active_rows,
+                              labels=s.labels, free_energy=float("nan")) for s in result.snapshots]
+        out.append(build_dataset(run, snapshots, step=run.total_steps, substeps=result.substeps,
+                                 kernel_steps=result.kernel_steps,
+                                 wall_time_s=result.wall_time_s, started_at=started,
+                                 finished_at=finished))
+    return out
 
 
 def save_run(ds: xr.Dataset, folder: str | Path, figures: bool = True) -> dict[str, Path]:
@@ -354,5 +417,6 @@ __all__ = [
     "resume",
     "save_run",
     "simulate",
+    "simulate_batch",
     "simulation",
 ]

@@ -2,8 +2,9 @@
 
 Names, units and attributes of every variable are written here and nowhere else:
 
-- :func:`run_dataset` — the dataset of a phase-field run (``result.nc``): grain maps at the
-  snapshot times, per-grain orientation, L_q, κ_q, E_s and E_a, per-orientation inputs, the
+- :func:`run_dataset` — the dataset of a phase-field run (``result.nc``; :func:`build_dataset`
+  makes the same from the run's numbers and snapshots, e.g. for the runs of a JAX batch): grain
+  maps at the snapshot times, per-grain orientation, L_q, κ_q, E_s and E_a, per-orientation inputs, the
   configuration (``config_json``) and the provenance in the attributes;
 - :func:`sweep_dataset` — the results of a sweep or seed ensemble, one value per (point, seed)
   (``fraction``, ``status``, …), every task pending;
@@ -29,7 +30,8 @@ from softgrain import provenance
 from softgrain.errors import UserInputError
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.output.files import read_netcdf
-from softgrain.phasefield.solver import Simulation
+from softgrain.phasefield.inputs import ModelInputs
+from softgrain.phasefield.solver import Simulation, Snapshot
 
 RESULT_FILE = "result.nc"
 SUMMARY_FILE = "summary.json"
@@ -126,12 +128,34 @@ def load_result(folder: str | Path) -> xr.Dataset:
 
 def run_dataset(sim: Simulation) -> xr.Dataset:
     """The snapshots of ``sim`` so far as the ``result.nc`` dataset (see README "Outputs")."""
-    inputs = sim.inputs
-    params = sim.orientation_parameters
-    go = sim.nucleation.grain_orientation
+    return build_dataset(sim.inputs, sim.snapshots, step=sim.step, substeps=sim.substeps,
+                         kernel_steps=sim.kernel_steps, wall_time_s=sim.wall_time_s,
+                         started_at=sim.started_at, finished_at=sim.finished_at,
+                         resumed_at=sim.resumed_at)
+
+
+def build_dataset(inputs: ModelInputs, snapshots: Sequence[Snapshot], *, step: int, substeps: int,
+                  kernel_steps: int, wall_time_s: float, started_at: str,
+                  finished_at: str | None = None, resumed_at: Sequence[str] = ()) -> xr.Dataset:
+    """The ``result.nc`` dataset of the run of ``inputs`` that has reached outer step ``step``.
+
+    Parameters
+    ----------
+    inputs : ModelInputs
+        The numbers of the run.
+    snapshots : sequence of Snapshot
+        Grain maps taken so far (free energy NaN where it was not computed).
+    step, substeps, kernel_steps : int
+        Outer steps done, sub-steps per step at the end, explicit-Euler steps taken.
+    wall_time_s, started_at, finished_at, resumed_at
+        Wall time spent stepping and the UTC timestamps of the run.
+    """
+    params = inputs.orientation_parameters
+    go = inputs.nucleation.grain_orientation
     ny, nx = inputs.shape
     spacing = inputs.spacing_um
-    snaps = sim.snapshots
+    snaps = list(snapshots)
+    finished = step >= inputs.total_steps
     grain_maps = (np.stack([s.labels for s in snaps]) if snaps
                   else np.zeros((0, ny, nx), dtype=np.int32))
     ds = xr.Dataset(
@@ -146,20 +170,20 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             "step": (("time",), np.array([s.step for s in snaps], dtype=np.int64)),
             "grain_orientation": (("grain_id",), np.array([ORIENTATIONS[i] for i in go]),
                                   {"long_name": "orientation of each grain"}),
-            "grain_mobility": (("grain_id",), sim.mobility, {"long_name": "L_q (Eq. S14)"}),
-            "grain_kappa": (("grain_id",), sim.kappa, {"long_name": "κ_q (Eq. S15)"}),
+            "grain_mobility": (("grain_id",), inputs.mobility, {"long_name": "L_q (Eq. S14)"}),
+            "grain_kappa": (("grain_id",), inputs.kappa, {"long_name": "κ_q (Eq. S15)"}),
             "grain_surface_energy": (("grain_id",), params.surface_energy_J_m2[go],
                                      {"units": "J/m^2", "long_name": "surface energy E_s of each grain"}),
             "grain_barrier": (("grain_id",), params.barrier_eV[go],
                               {"units": "eV", "long_name": "surface self-diffusion barrier E_a of each grain"}),
-            "initial_grain": (("y", "x"), sim.nucleation.labels.astype(np.int32),
+            "initial_grain": (("y", "x"), inputs.nucleation.labels.astype(np.int32),
                               {"long_name": "grain map at t = 0 (nuclei)"}),
         },
         coords={
             "time": ("time", np.array([s.time_s for s in snaps]), {"units": "s"}),
             "y": ("y", np.arange(ny) * spacing, {"units": LENGTH_UNITS, "long_name": "height above substrate"}),
             "x": ("x", np.arange(nx) * spacing, {"units": LENGTH_UNITS}),
-            "grain_id": ("grain_id", np.arange(sim.n_grains)),
+            "grain_id": ("grain_id", np.arange(inputs.n_grains)),
             "orientation": ("orientation", list(ORIENTATIONS)),
         },
         attrs={
@@ -167,16 +191,21 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             "config_json": inputs.config_json,
             **inputs.attrs,
             "reference_surface_energy_J_m2": params.reference_energy_J_m2,
-            "stability_limit_s": sim.stability_limit_s,
-            "substeps": sim.substeps,
-            "front_rows_per_step": sim.front.rows_per_step,
-            "wall_time_s": sim.wall_time_s,
-            "started_at": sim.started_at,
-            "finished_at": sim.finished_at or "",
-            "resumed_at": ", ".join(sim.resumed_at),
-            "status": "complete" if sim.finished else "incomplete",
-            "last_step": sim.step,
-            "last_time_s": sim.time_s,
+            "stability_limit_s": inputs.stability_limit_s,
+            "substeps": inputs.substeps,
+            "substeps_mode": "adaptive" if inputs.adaptive_every else "fixed",
+            "substeps_last": substeps,
+            "kernel_steps": kernel_steps,
+            "kernel": inputs.kernel,
+            "dtype": inputs.dtype if inputs.kernel == "jax" else "float64",
+            "front_rows_per_step": inputs.front.rows_per_step,
+            "wall_time_s": wall_time_s,
+            "started_at": started_at,
+            "finished_at": finished_at or "",
+            "resumed_at": ", ".join(resumed_at),
+            "status": "complete" if finished else "incomplete",
+            "last_step": step,
+            "last_time_s": step * inputs.dt_s,
             **provenance.environment(),
         },
     )
@@ -268,6 +297,7 @@ __all__ = [
     "TASK_OK",
     "TASK_PENDING",
     "TEXTURE_FIGURE",
+    "build_dataset",
     "grid_step",
     "load_result",
     "orientation_index",

@@ -1,9 +1,13 @@
 """The batched JAX backend: explicit-Euler Allen–Cahn steps for many independent runs at once.
 
 A batch is ``B`` independent runs on the same grid that share the deposition schedule (the
-number of deposited rows as a function of the step) and the sub-step count; each run has its own
-initial state and its own per-grain coefficients Δt·L_q, κ_q, w_q and g_q (different seeds and/or
-sweep points). All order parameters are stored densely, ``phi`` of shape (B, n, ny, nx), and the
+number of deposited rows as a function of the step); each run has its own initial state, its own
+per-grain coefficients Δt·L_q, κ_q, w_q and g_q (different seeds and/or sweep points) and its own
+sub-step count: an outer step is ``max_b n_b`` inner steps, and run b takes only the first
+``n_b`` of them, with Δt·L_q = (Δt/n_b)·L_q (a per-run mask, so every run is the run it would be
+alone). :func:`run_batch` runs the :class:`~softgrain.phasefield.inputs.ModelInputs` of several
+runs as one batch; :class:`SingleRunField` is a batch of one with the interface of the other
+kernels' fields, for :class:`~softgrain.phasefield.solver.Simulation`. All order parameters are stored densely, ``phi`` of shape (B, n, ny, nx), and the
 physics of every cell is :func:`softgrain.phasefield.update.explicit_euler_update` — the same
 function the dense NumPy reference and the sparse numba kernel call — evaluated by one jitted
 XLA program on CPU or GPU.
@@ -43,12 +47,14 @@ Precision
     requested per field with ``dtype=np.float32``.
 
 jax is an optional dependency (``pip install -e ".[jax]"``): this module imports it at the top,
-and the rest of softgrain never imports this module unless the JAX backend is asked for.
+and the rest of softgrain loads this module only when the JAX backend is asked for
+(:func:`softgrain.phasefield.backends.load_batched_jax`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable, Iterable, Sequence
@@ -61,11 +67,14 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only where jax is missing
     raise ImportError(
         "the JAX backend needs jax: pip install -e \".[jax]\" (CPU), or on a CUDA machine "
-        "pip install \"jax[cuda12]\"") from exc
+        "pip install \"jax[cuda12]\" or \"jax[cuda13]\"") from exc
 
 from softgrain.errors import SimulationError, UserInputError
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
+from softgrain.phasefield.inputs import ModelInputs
+from softgrain.phasefield.mapping import substeps_for_grains
 from softgrain.phasefield.update import explicit_euler_update
 
 # Without this JAX computes in float32 whatever dtype is asked for; float32 stays available.
@@ -222,6 +231,36 @@ def _advance_segment(phi, n_steps, active_rows, reflect_row, dt_mobility, kappa,
     return phi.at[:, :rows].set(block), finite
 
 
+@partial(jax.jit, static_argnames=("rows", "spacing_sq"), donate_argnums=(0,))
+def _advance_segment_masked(phi, n_outer, max_substeps, run_substeps, active_rows, reflect_row,
+                            dt_mobility, kappa, weight, tilt, alpha, beta, gamma, *, rows,
+                            spacing_sq):
+    """``n_outer`` outer steps of ``max_substeps`` inner steps each, run b updated only in the
+    first ``run_substeps[b]`` of them (its own sub-step count); as :func:`_advance_segment`."""
+    block = phi[:, :rows]
+    row_index = jnp.arange(rows)[:, None, None]
+    coefficients = tuple(c[:, None, None, :] for c in (dt_mobility, kappa, weight, tilt))
+    own = run_substeps[:, None, None, None]
+
+    def inner(k, state):
+        new = _step(state, row_index, active_rows, reflect_row, coefficients, alpha, beta, gamma,
+                    spacing_sq)
+        return jnp.where(k < own, new, state)
+
+    def outer(_, state):
+        return jax.lax.fori_loop(0, max_substeps, inner, state)
+
+    block = jax.lax.fori_loop(0, n_outer, outer, block)
+    finite = jnp.all(jnp.isfinite(block), axis=(1, 2, 3))
+    return phi.at[:, :rows].set(block), finite
+
+
+@partial(jax.jit, donate_argnums=(0,))
+def _zero_slots(phi, keep):
+    """φ with the slots where ``keep`` (B, n) is False set to 0."""
+    return jnp.where(keep[:, None, None, :], phi, jnp.zeros_like(phi))
+
+
 @jax.jit
 def _grain_maxima(phi):
     """max |φ_q| over all cells, per run and slot: (B, n)."""
@@ -302,6 +341,36 @@ class BatchedField:
         self._set_params(params)
         self.failed = np.zeros(batch, dtype=bool)
         self.steps_done = 0
+        #: explicit-Euler steps each run has taken (runs with fewer sub-steps take fewer)
+        self.run_steps = np.zeros(batch, dtype=np.int64)
+        #: per run, the steps taken before the segment in which its field turned non-finite (−1)
+        self.failed_after = np.full(batch, -1, dtype=np.int64)
+
+    @classmethod
+    def from_slots(cls, grains_last, grain_ids, params: BatchParameters, n_grains: int, *,
+                   dtype=np.float64, device=None) -> "BatchedField":
+        """A field stored as slots (:attr:`device_phi` and :attr:`grain_ids` of another field,
+        e.g. from a checkpoint); ``params`` are over the ``n_grains`` original grain ids."""
+        grains_last = np.asarray(grains_last)
+        grain_ids = np.asarray(grain_ids, dtype=np.int32)
+        if grains_last.ndim != 4 or grain_ids.shape != (grains_last.shape[0], grains_last.shape[3]):
+            raise UserInputError(f"slots {grains_last.shape} and grain ids {grain_ids.shape} do not "
+                                 "fit: expected (B, ny, nx, k) and (B, k)")
+        if params.shape != (grains_last.shape[0], n_grains):
+            raise UserInputError(f"parameters are (runs, grains) = {params.shape}, expected "
+                                 f"{(grains_last.shape[0], n_grains)}")
+        field = cls.__new__(cls)
+        field._start(grains_last, params.take(grain_ids), dtype, device)
+        field.grain_ids = grain_ids.copy()
+        field.n_grains = int(n_grains)
+        return field
+
+    def set_parameters(self, params: BatchParameters) -> None:
+        """New coefficients, (B, n_grains) over the original grain ids (compaction-proof)."""
+        if params.shape != (self.batch_size, self.n_grains):
+            raise UserInputError(f"parameters are (runs, grains) = {params.shape}, the field has "
+                                 f"{(self.batch_size, self.n_grains)}")
+        self._set_params(params.take(self.grain_ids))
 
     def _set_params(self, params: BatchParameters) -> None:
         self.params = params
@@ -357,14 +426,61 @@ class BatchedField:
             rows=rows, spacing_sq=self.params.spacing * self.params.spacing)
         start = self.steps_done
         self.steps_done += n_steps
+        self.run_steps += n_steps
+        self._check_finite(finite, start, active_rows, on_nonfinite, self.run_steps - n_steps)
+
+    def advance_outer(self, n_outer: int, active_rows: int, substeps, *,
+                      on_nonfinite: str = "raise") -> None:
+        """``n_outer`` outer steps; run b takes ``substeps[b]`` inner steps of each (its
+        ``params.dt_mobility`` built with Δt/substeps[b]), the others of the outer step leave it
+        unchanged. Equal counts take the unmasked path of :meth:`advance`."""
+        counts = np.broadcast_to(np.asarray(substeps, dtype=np.int32), (self.batch_size,))
+        if counts.min() < 1:
+            raise UserInputError(f"substeps must be ≥ 1, got {counts.min()}")
+        if counts.min() == counts.max():
+            self.advance(n_outer * int(counts[0]), active_rows, on_nonfinite=on_nonfinite)
+            return
+        ny = self.shape[0]
+        active_rows = int(active_rows)
+        if not 1 <= active_rows <= ny:
+            raise UserInputError(f"active_rows must be in 1..{ny}, got {active_rows}")
+        if on_nonfinite not in ("raise", "record"):
+            raise UserInputError(f"on_nonfinite must be 'raise' or 'record', got {on_nonfinite!r}")
+        if n_outer <= 0:
+            return
+        reflect = (not self.params.open_front) or active_rows == ny
+        self._phi, finite = _advance_segment_masked(
+            self._phi, int(n_outer), int(counts.max()), jax.device_put(counts, self.device),
+            active_rows, active_rows - 1 if reflect else -1, *self._coefficients, *self._landau,
+            rows=bucket_rows(active_rows, ny), spacing_sq=self.params.spacing * self.params.spacing)
+        start = self.steps_done
+        self.steps_done += int(n_outer * counts.max())
+        self.run_steps += n_outer * counts
+        self._check_finite(finite, start, active_rows, on_nonfinite, self.run_steps - n_outer * counts)
+
+    def _check_finite(self, finite, start: int, active_rows: int, on_nonfinite: str,
+                      run_steps_before: np.ndarray) -> None:
         bad = ~np.asarray(finite) & ~self.failed
         if bad.any():
             self.failed |= bad
+            self.failed_after[bad] = run_steps_before[bad]
             if on_nonfinite == "raise":
                 runs = np.flatnonzero(bad).tolist()
                 raise SimulationError(
                     f"non-finite order parameter in run(s) {runs} of the batch during steps "
-                    f"{start + 1}..{start + n_steps} ({active_rows} rows deposited)")
+                    f"{start + 1}..{self.steps_done} ({active_rows} rows deposited)")
+
+    def remove_vanished(self, threshold: float) -> np.ndarray:
+        """Set to 0 the grains whose |φ| is below ``threshold`` everywhere, run by run, and return
+        (B, n_grains) the mask of the grains left (adaptive sub-steps; a grain at 0 everywhere
+        stays 0 and no longer bounds the stable step)."""
+        maxima = np.asarray(_grain_maxima(self._phi))
+        keep = maxima >= threshold
+        if not keep.all():
+            self._phi = _zero_slots(self._phi, jax.device_put(keep, self.device))
+        present = np.zeros((self.batch_size, self.n_grains), dtype=bool)
+        np.put_along_axis(present, self.grain_ids, keep, axis=1)
+        return present
 
     def grain_maxima(self) -> np.ndarray:
         """max |φ| over all cells, per run and original grain id: (B, n_grains)."""
@@ -429,26 +545,38 @@ class BatchSnapshot:
     active_rows: int
     labels: np.ndarray   # (B, ny, nx) int32
     n_slots: int         # order parameters carried per run at that moment
+    substeps: np.ndarray | None = None   # (B,) sub-steps per outer step at that moment
 
 
 def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int, *,
-                     start_step: int = 0, substeps: int = 1, snapshot_steps: Iterable[int] = (),
+                     start_step: int = 0, substeps=1, snapshot_steps: Iterable[int] = (),
                      compact_every: int | None = None,
                      compaction_threshold: float = DEFAULT_COMPACTION_THRESHOLD,
                      on_nonfinite: str = "raise",
-                     on_snapshot: Callable[[BatchSnapshot], None] | None = None) -> list[BatchSnapshot]:
+                     on_snapshot: Callable[[BatchSnapshot], None] | None = None,
+                     upkeep_every: int | None = None,
+                     upkeep: Callable[[int], np.ndarray | None] | None = None) -> list[BatchSnapshot]:
     """Advance ``field`` from outer step ``start_step`` to ``stop_step`` along ``front``.
 
     Mirrors :meth:`softgrain.phasefield.solver.Simulation.advance_to`: segments end at row
-    activations, snapshots and compactions; each outer step is ``substeps`` steps of the Δt that
-    ``field.params.dt_mobility`` was built with.
+    activations, snapshots and the upkeep steps; each outer step is ``substeps`` steps of the Δt
+    that ``field.params.dt_mobility`` was built with. At the start of a segment whose step is a
+    positive multiple of ``upkeep_every`` (``compact_every``), ``upkeep(step)`` is called (the
+    field is compacted) — as the solver does, so that a run split into several calls does the
+    same.
 
     Parameters
     ----------
+    substeps : int or array_like
+        Inner steps per outer step, one count for the batch or (B,) per run
+        (:meth:`BatchedField.advance_outer`).
     compact_every : int, optional
         Compact (:meth:`BatchedField.compact`) every this many outer steps; never by default.
     snapshot_steps : iterable of int
         Outer steps after which the labels are recorded.
+    upkeep_every, upkeep :
+        ``upkeep(step)`` every ``upkeep_every`` outer steps (adaptive sub-steps: it may change
+        the field's parameters and return the new (B,) sub-step counts, or None for no change).
 
     Returns
     -------
@@ -457,35 +585,259 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
     """
     if front.ny != field.shape[0]:
         raise UserInputError(f"the deposition front has {front.ny} rows, the field {field.shape[0]}")
-    if substeps < 1:
-        raise UserInputError(f"substeps must be ≥ 1, got {substeps}")
-    if compact_every is not None and compact_every < 1:
-        raise UserInputError(f"compact_every must be ≥ 1, got {compact_every}")
+    counts = np.broadcast_to(np.asarray(substeps, dtype=np.int64), (field.batch_size,)).copy()
+    if counts.min() < 1:
+        raise UserInputError(f"substeps must be ≥ 1, got {counts.min()}")
+    for name, every in (("compact_every", compact_every), ("upkeep_every", upkeep_every)):
+        if every is not None and every < 1:
+            raise UserInputError(f"{name} must be ≥ 1, got {every}")
+    intervals = [e for e in (compact_every, upkeep_every if upkeep else None) if e is not None]
     snapshots_wanted = sorted({int(s) for s in snapshot_steps if start_step < s <= stop_step})
     activations = front.activation_steps()
     taken: list[BatchSnapshot] = []
     step = start_step
     while step < stop_step:
+        if step > 0 and upkeep is not None and upkeep_every and step % upkeep_every == 0:
+            changed = upkeep(step)
+            if changed is not None:
+                counts = np.broadcast_to(np.asarray(changed, dtype=np.int64), counts.shape).copy()
+        if step > 0 and compact_every is not None and step % compact_every == 0:
+            field.compact(compaction_threshold)
         candidates = [stop_step] + [s for s in snapshots_wanted if s > step]
         later = activations[activations > step]
         if later.size:
             candidates.append(int(later[0]))
-        if compact_every is not None:
-            candidates.append((step // compact_every + 1) * compact_every)
+        candidates += [(step // every + 1) * every for every in intervals]
         stop = min(candidates)
-        field.advance((stop - step) * substeps, front.active_rows(step), on_nonfinite=on_nonfinite)
+        field.advance_outer(stop - step, front.active_rows(step), counts, on_nonfinite=on_nonfinite)
         step = stop
-        if compact_every is not None and step % compact_every == 0:
-            field.compact(compaction_threshold)
         if step in snapshots_wanted:
             rows = front.active_rows(step)
             snap = BatchSnapshot(step=step, active_rows=rows, labels=field.labels(rows),
-                                 n_slots=field.n_slots)
+                                 n_slots=field.n_slots, substeps=counts.copy())
             taken.append(snap)
             if on_snapshot is not None:
                 on_snapshot(snap)
     return taken
 
+
+# ----------------------------------------------------------------------------- runs of ModelInputs
+
+def _parameters(grains: Sequence[GrainParameters], n_grains: int, dt_inner: np.ndarray,
+                landau: Landau, spacing: float, open_front: bool) -> BatchParameters:
+    """(B, n_grains) coefficients of the runs' grains; a run with fewer grains is padded with
+    copies of its first grain's constants (its padded grains are φ = 0 everywhere and stay so:
+    every term of the update is proportional to φ_q or its neighbours' φ_q)."""
+    def stacked(name: str) -> np.ndarray:
+        rows = []
+        for g in grains:
+            values = getattr(g, name)
+            rows.append(np.concatenate([values, np.full(n_grains - len(values), values[0])]))
+        return np.stack(rows)
+    return BatchParameters(dt_mobility=np.asarray(dt_inner)[:, None] * stacked("mobility"),
+                           kappa=stacked("kappa"), weight=stacked("weight"), tilt=stacked("tilt"),
+                           alpha=landau.alpha, beta=landau.beta, gamma=landau.gamma,
+                           spacing=spacing, open_front=open_front)
+
+
+def batch_key(inputs: ModelInputs) -> tuple:
+    """What runs must share to be one batch: grid, time step and end, snapshots, front, Landau
+    α β γ, precision and upkeep. (Grain counts, per-grain constants, nuclei and sub-step counts
+    may differ.)"""
+    landau = inputs.landau
+    return (inputs.shape, inputs.laplacian_spacing, inputs.dt_s, inputs.total_steps,
+            tuple(inputs.snapshot_steps), inputs.front, inputs.open_front,
+            (landau.alpha, landau.beta, landau.gamma), inputs.dtype, inputs.compaction_every,
+            inputs.adaptive_every, inputs.prune_threshold if inputs.adaptive_every else None)
+
+
+@dataclass
+class BatchRunResult:
+    """What one run of a batch produced.
+
+    Attributes
+    ----------
+    snapshots : list of BatchSnapshot
+        (step, active rows, labels (ny, nx)) at each snapshot step; ``n_slots`` of the batch.
+    failed : bool
+        The run's field turned non-finite (its snapshots stop before that).
+    error : str
+        Why it failed ("" if not).
+    substeps : int
+        Sub-steps per outer step at the end.
+    kernel_steps : int
+        Explicit-Euler steps the run took.
+    wall_time_s : float
+        The batch's wall time divided by its runs (set by :func:`run_batches`).
+    """
+
+    snapshots: list[BatchSnapshot]
+    failed: bool = False
+    error: str = ""
+    substeps: int = 1
+    kernel_steps: int = 0
+    wall_time_s: float = 0.0
+
+
+def run_batch(runs: Sequence[ModelInputs], *, device=None) -> list[BatchRunResult]:
+    """Run ``runs`` (same :func:`batch_key`) as one batch on ``device``, from step 0 to the end.
+
+    Each run gets its own nuclei, per-grain constants and sub-step count (a per-run mask, see the
+    module docstring); with adaptive sub-steps (``inputs.adaptive_every``) each run's vanished
+    grains are set to 0 and its count is recomputed from its grains present, as
+    :class:`~softgrain.phasefield.solver.Simulation` does. A run whose field turns non-finite is
+    marked failed with the steps where it happened; the others go on.
+    """
+    runs = list(runs)
+    if not runs:
+        return []
+    keys = {batch_key(r) for r in runs}
+    if len(keys) != 1:
+        raise UserInputError("runs of one batch must share grid, time step, end time, snapshots, "
+                             "deposition front, Landau α β γ, precision and upkeep")
+    first = runs[0]
+    n_grains = max(r.n_grains for r in runs)
+    dt = first.dt_s
+    counts = np.array([r.substeps for r in runs], dtype=np.int64)
+    grains = [r.grains for r in runs]
+
+    def parameters(sub: np.ndarray) -> BatchParameters:
+        return _parameters(grains, n_grains, dt / sub, first.landau, first.laplacian_spacing,
+                           first.open_front)
+
+    labels = np.stack([r.nucleation.labels for r in runs])
+    field = BatchedField.from_labels(labels, parameters(counts), dtype=first.dtype, device=device)
+    state = {"counts": counts}
+
+    def upkeep(step: int):
+        present = field.remove_vanished(first.prune_threshold)
+        new = np.array([substeps_for_grains(dt, r.grains, present[b, :r.n_grains], r.landau,
+                                            r.laplacian_spacing) for b, r in enumerate(runs)])
+        new = np.where(field.failed, state["counts"], new)
+        if np.array_equal(new, state["counts"]):
+            return None
+        field.set_parameters(parameters(new))
+        state["counts"] = new
+        return new
+
+    failed_by = np.full(len(runs), -1, dtype=np.int64)   # outer step where a failure was seen
+
+    def note_failures(snap: BatchSnapshot) -> None:
+        failed_by[field.failed & (failed_by < 0)] = snap.step
+
+    snapshots = advance_schedule(
+        field, first.front, first.total_steps, substeps=counts,
+        snapshot_steps=first.snapshot_steps, compact_every=first.compaction_every,
+        on_nonfinite="record", upkeep_every=first.adaptive_every,
+        upkeep=upkeep if first.adaptive_every else None, on_snapshot=note_failures)
+    results = []
+    for b in range(len(runs)):
+        # A failed run keeps the snapshots taken before the failure was seen.
+        snaps = [BatchSnapshot(step=s.step, active_rows=s.active_rows, labels=s.labels[b],
+                               n_slots=s.n_slots, substeps=None)
+                 for s in snapshots if not (field.failed[b] and 0 <= failed_by[b] <= s.step)]
+        error = ""
+        if field.failed[b]:
+            error = (f"non-finite order parameter after {field.failed_after[b]} explicit-Euler "
+                     f"steps of this run (JAX kernel, {int(state['counts'][b])} sub-step(s) per "
+                     f"step of {dt:g} s)")
+        results.append(BatchRunResult(snapshots=snaps, failed=bool(field.failed[b]), error=error,
+                                      substeps=int(state["counts"][b]),
+                                      kernel_steps=int(field.run_steps[b])))
+    return results
+
+
+
+class SingleRunField:
+    """One run as a batch of one, with the interface of the dense and sparse fields, so that
+    :class:`~softgrain.phasefield.solver.Simulation` (checkpoints, snapshots, free energy, the
+    outputs of ``softgrain run``) runs it unchanged.
+
+    The coefficients are sent to the device when Δt, the grains or the Landau constants change
+    (adaptive sub-steps change Δt), not on every call.
+    """
+
+    def __init__(self, field: BatchedField) -> None:
+        if field.batch_size != 1:
+            raise UserInputError(f"a single run needs a batch of 1, got {field.batch_size}")
+        self._field = field
+        self._key: tuple | None = None
+
+    @staticmethod
+    def _placeholder(n_grains: int) -> BatchParameters:
+        ones = np.ones((1, n_grains))
+        return BatchParameters(dt_mobility=ones, kappa=ones, weight=ones, tilt=0 * ones,
+                               alpha=1.0, beta=1.0, gamma=1.0)
+
+    @classmethod
+    def from_labels(cls, labels: np.ndarray, n_grains: int, *, dtype="float64",
+                    device=None) -> "SingleRunField":
+        """φ_q = 1 where ``labels`` (ny, nx) == q (coefficients are set by the first advance)."""
+        return cls(BatchedField.from_labels(np.asarray(labels)[None], cls._placeholder(n_grains),
+                                            dtype=dtype, device=device))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The exact device state (slots, their grain ids, dtype preserved) for a checkpoint."""
+        return {"field_slots": np.asarray(self._field.device_phi)[0],
+                "field_grain_ids": self._field.grain_ids[0].copy(),
+                "field_n_grains": np.int64(self._field.n_grains)}
+
+    @classmethod
+    def from_state_arrays(cls, state, *, dtype="float64", device=None) -> "SingleRunField":
+        """Rebuild from :meth:`state_arrays`; continues bit-identically."""
+        n = int(state["field_n_grains"])
+        return cls(BatchedField.from_slots(np.asarray(state["field_slots"])[None],
+                                           np.asarray(state["field_grain_ids"])[None],
+                                           cls._placeholder(n), n, dtype=dtype, device=device))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._field.shape
+
+    @property
+    def n_slots(self) -> int:
+        return self._field.n_slots
+
+    def advance(self, n_steps: int, dt: float, active_rows: int, grains: GrainParameters,
+                landau: Landau, spacing: float = 1.0, open_front: bool = False, **_: object) -> None:
+        """``n_steps`` steps of ``dt`` (the sparse kernel's options are ignored).
+
+        Raises
+        ------
+        SimulationError
+            If the field turned non-finite during these steps (the field then holds the
+            non-finite state: unlike the CPU kernels, the device state is not rolled back).
+        """
+        key = (float(dt), float(spacing), bool(open_front), landau.alpha, landau.beta,
+               landau.gamma, id(grains))
+        if key != self._key:
+            self._field.set_parameters(_parameters([grains], self._field.n_grains,
+                                                   np.array([float(dt)]), landau, spacing,
+                                                   open_front))
+            self._key = key
+            self._grains = grains            # keeps id(grains) meaningful
+        before = int(self._field.run_steps[0])
+        try:
+            self._field.advance(n_steps, active_rows)
+        except SimulationError:
+            raise SimulationError(f"non-finite order parameter within steps {1}..{n_steps} of this "
+                                  f"segment (JAX kernel; {active_rows} rows deposited, "
+                                  f"{before} steps before it)") from None
+
+    def remove_vanished(self, threshold: float, n_grains: int | None = None) -> np.ndarray:
+        return self._field.remove_vanished(threshold)[0]
+
+    def compact(self, threshold: float = DEFAULT_COMPACTION_THRESHOLD) -> int:
+        return self._field.compact(threshold)
+
+    def labels(self, active_rows: int | None = None, min_value: float = 0.5) -> np.ndarray:
+        return self._field.labels(active_rows, min_value)[0]
+
+    def to_dense(self, n_grains: int | None = None) -> np.ndarray:
+        return self._field.to_dense(n_grains)[0]
+
+    def max_value(self) -> np.ndarray:
+        return self.to_dense().max(axis=0)
 
 # ----------------------------------------------------------------------------- memory and batches
 
@@ -590,3 +942,56 @@ def plan_batches(n_runs: int, per_run_bytes: int, *, batch_size: int | None = No
 def available_devices() -> Sequence[str]:
     """Names of JAX's devices (for reports)."""
     return [f"{d.platform}:{getattr(d, 'device_kind', '')}" for d in jax.devices()]
+
+
+def device_description(device=None) -> dict[str, object]:
+    """Name, platform and free memory (bytes) of ``device`` (default: JAX's first device)."""
+    device = device if device is not None else jax.devices()[0]
+    return {"device": f"{device.platform}:{getattr(device, 'device_kind', '') or device}",
+            "platform": device.platform, "available_bytes": available_memory(device),
+            "jax": jax.__version__}
+
+
+def run_batches(runs: Sequence[ModelInputs], *, batch_size: int | None = None, device=None,
+                split: bool = True, available: int | None = None) -> list[BatchRunResult]:
+    """Run ``runs`` in batches: grouped by :func:`batch_key`, each group split by
+    :func:`plan_batches` into batches of at most ``batch_size`` runs that fit the device memory.
+
+    Parameters
+    ----------
+    batch_size : int, optional
+        Largest batch (default: as many as fit).
+    split : bool
+        A ``batch_size`` that does not fit: use the largest that does (True) or raise
+        :class:`BatchTooLargeError` before anything runs.
+    available : int, optional
+        Free device bytes (default: :func:`available_memory`).
+
+    Returns
+    -------
+    list of BatchRunResult
+        In the order of ``runs``.
+    """
+    runs = list(runs)
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(batch_key(r), []).append(i)
+    free = available_memory(device) if available is None else int(available)
+    plans = []
+    for members in groups.values():        # plan every group before running any
+        first = runs[members[0]]
+        per_run = bytes_per_run(max(runs[i].n_grains for i in members), *first.shape,
+                                dtype=first.dtype)
+        plans.append((members, plan_batches(len(members), per_run, batch_size=batch_size,
+                                            available=free, split=split)))
+    results: list[BatchRunResult | None] = [None] * len(runs)
+    for members, batches in plans:
+        for positions in batches:
+            chosen = [members[p] for p in positions]
+            started = time.perf_counter()
+            done = run_batch([runs[i] for i in chosen], device=device)
+            share = (time.perf_counter() - started) / len(chosen)
+            for i, result in zip(chosen, done):
+                result.wall_time_s = share
+                results[i] = result
+    return results  # type: ignore[return-value]

@@ -108,6 +108,14 @@ class DenseField:
     def max_value(self) -> np.ndarray:
         return self.phi.max(axis=0)
 
+    def remove_vanished(self, threshold: float, n_grains: int | None = None) -> np.ndarray:
+        """Set to 0 every grain whose |φ| is below ``threshold`` everywhere (as the sparse kernel's
+        pruning removes it) and return the mask of the grains left (adaptive sub-steps)."""
+        present = np.abs(self.phi).max(axis=(1, 2)) >= threshold
+        self.phi[~present] = 0.0
+        n = len(present) if n_grains is None else n_grains
+        return np.pad(present, (0, n - len(present)))
+
     def labels(self, active_rows: int | None = None, min_value: float = 0.5) -> np.ndarray:
         grain = self.phi.argmax(axis=0).astype(np.int32)
         grain[self.phi.max(axis=0) < min_value] = -1

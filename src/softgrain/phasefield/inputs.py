@@ -38,7 +38,8 @@ class ModelInputs:
     dt_s : float
         Outer time step Δt (s); snapshots and the front count in these steps.
     substeps : int
-        Explicit-Euler sub-steps per outer step (Δt / substeps is below the stability limit).
+        Explicit-Euler sub-steps per outer step at the start (Δt / substeps is below the stability
+        limit of all the grains).
     stability_limit_s : float
         The explicit-Euler stability limit (s) of these L_q and κ_q.
     total_steps : int
@@ -59,10 +60,19 @@ class ModelInputs:
         The front faces empty space (φ = 0) rather than a zero-flux wall.
     grains : GrainParameters
         L_q, κ_q, w_q and g_q of every grain (the paper formulation: w_q = Landau w, g_q = 0).
-    kernel : {"sparse", "dense"}
-        Compiled sparse kernel or the dense NumPy reference.
+    kernel : {"sparse", "dense", "jax"}
+        Compiled sparse kernel, the dense NumPy reference (``numerics.backend = "numba"``) or the
+        batched JAX kernel with a batch of one (``"jax"``).
     prune_threshold : float
-        Order-parameter values below this are dropped by the sparse kernel.
+        Order-parameter values below this are dropped by the sparse kernel; with adaptive
+        sub-steps, grains below it everywhere are removed by every kernel.
+    adaptive_every : int or None
+        Recompute the sub-step count from the grains present every this many outer steps
+        (``run.substeps = "adaptive"``); None keeps ``substeps`` for the whole run.
+    dtype : {"float64", "float32"}
+        Precision of the JAX kernel (the others compute in float64).
+    compaction_every : int or None
+        JAX kernel: drop the order parameters of vanished grains every this many outer steps.
     capacity : int
         Order-parameter slots per cell of the sparse kernel.
     threads : int or None
@@ -90,8 +100,11 @@ class ModelInputs:
     front: DepositionFront
     open_front: bool
     grains: GrainParameters
-    kernel: Literal["sparse", "dense"] = "sparse"
+    kernel: Literal["sparse", "dense", "jax"] = "sparse"
     prune_threshold: float = 1e-8
+    adaptive_every: int | None = None
+    dtype: Literal["float64", "float32"] = "float64"
+    compaction_every: int | None = None
     capacity: int = 8
     threads: int | None = None
     config_json: str = ""

@@ -8,7 +8,8 @@ E0 the mean surface energy of the grains present (paper: "the average E_s among 
 
 Like MOOSE's ``GBEvolution`` material, this is the one place where physical inputs become model
 constants; the kernels only see the resulting per-grain arrays. :func:`stable_time_step` and
-:func:`substeps_for` give the explicit-Euler limit and the sub-steps that respect it.
+:func:`substeps_for` give the explicit-Euler limit and the sub-steps that respect it;
+:func:`substeps_for_grains` the sub-steps that the grains still present need (adaptive sub-steps).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from softgrain.materials.constants import BOLTZMANN_EV_K, celsius_to_kelvin, load_phasefield_constants
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.phasefield.energy import MAX_TILT_CURVATURE, Landau
+from softgrain.phasefield.grains import GrainParameters
 
 
 class SubsteppingWarning(UserWarning):
@@ -140,3 +142,22 @@ def stable_time_step(mobility: np.ndarray, kappa: np.ndarray, landau: Landau,
 def substeps_for(dt: float, limit: float, safety: float = 0.9) -> int:
     """Number of equal sub-steps that bring ``dt`` below ``safety × limit``."""
     return max(1, math.ceil(dt / (safety * limit)))
+
+
+def substeps_for_grains(dt: float, grains: GrainParameters, present, landau: Landau,
+                        spacing: float = 1.0, safety: float = 0.9) -> int:
+    """Sub-steps of ``dt`` that keep explicit Euler stable for the grains ``present`` only.
+
+    A grain whose order parameter is exactly 0 everywhere stays 0 (every term of its update is
+    proportional to φ_q or to its neighbours' φ_q), whatever the step, so only the grains present
+    bound the stable step; when the grains with the largest L_q(c_q + 8κ_q/h²) have vanished
+    the step can grow. ``present`` is a boolean mask or an index array over the grains; with no
+    grain present 1 is returned.
+    """
+    present = np.asarray(present)
+    ids = np.flatnonzero(present) if present.dtype == bool else present.astype(np.int64)
+    if ids.size == 0:
+        return 1
+    limit = stable_time_step(grains.mobility[ids], grains.kappa[ids], landau, spacing,
+                             grains.weight[ids], grains.tilt[ids])
+    return substeps_for(dt, limit, safety)

@@ -1,8 +1,19 @@
 """The time loop of the phase-field model: stepping, deposition front, snapshots, checkpoint state.
 
-The loop advances the field in segments between events (a snapshot or the activation of a new
-row by the deposition front), so that the compiled kernel runs many steps per call and the Python
-loop costs nothing measurable. A :class:`Simulation` runs the numbers of a
+The loop advances the field in segments between events (a snapshot, the activation of a new
+row by the deposition front, and the upkeep steps below), so that the compiled kernel runs many
+steps per call and the Python loop costs nothing measurable.
+
+Upkeep at fixed outer steps (so that a resumed run does it at the same steps)
+    *Adaptive sub-steps* (``run.substeps = "adaptive"``): every ``inputs.adaptive_every`` steps
+    the grains whose order parameter is below ``prune_threshold`` everywhere are removed (the
+    sparse kernel has already pruned them; the dense and JAX fields set them to 0) and the
+    sub-step count is recomputed from the grains present
+    (:func:`~softgrain.phasefield.mapping.substeps_for_grains`). In li-solid the (101) grains, whose
+    L_q·κ_q sets the limit, are gone within 2 s, and the remaining 398 s run with one sub-step
+    instead of three.
+    *Compaction* (JAX kernel): every ``inputs.compaction_every`` steps the order parameters of
+    vanished grains are dropped from the device arrays. A :class:`Simulation` runs the numbers of a
 :class:`~softgrain.phasefield.inputs.ModelInputs` (made by :func:`softgrain.setup.build`); the
 result dataset is written by :mod:`softgrain.output.results`.
 """
@@ -21,7 +32,9 @@ from softgrain import provenance
 from softgrain.errors import ConfigError, SimulationError
 from softgrain.phasefield.dense import DenseField
 from softgrain.phasefield.energy import total_free_energy
+from softgrain.phasefield.backends import load_batched_jax
 from softgrain.phasefield.inputs import ModelInputs
+from softgrain.phasefield.mapping import substeps_for_grains
 from softgrain.phasefield.sparse import SparseField
 
 
@@ -57,11 +70,13 @@ class Simulation:
         self.kappa = inputs.kappa
         self.grains = inputs.grains
         self.stability_limit_s = inputs.stability_limit_s
+        # The sub-steps per outer step now; with adaptive sub-steps it falls as grains vanish.
         self.substeps = inputs.substeps
         self.total_steps = inputs.total_steps
         self.snapshot_steps = list(inputs.snapshot_steps)
         self.field = self._new_field()
         self.step = 0
+        self.kernel_steps = 0      # explicit-Euler (sub-)steps taken
         self.wall_time_s = 0.0
         self.started_at = provenance.utc_now()
         self.finished_at: str | None = None
@@ -75,7 +90,30 @@ class Simulation:
         labels = self.nucleation.labels
         if self.inputs.kernel == "dense":
             return DenseField.from_labels(labels, self.n_grains)
+        if self.inputs.kernel == "jax":
+            return load_batched_jax().SingleRunField.from_labels(labels, self.n_grains,
+                                                                  dtype=self.inputs.dtype)
         return SparseField.from_labels(labels, capacity=self.inputs.capacity)
+
+    def _upkeep_intervals(self) -> list[int]:
+        inputs = self.inputs
+        intervals = [inputs.adaptive_every] if inputs.adaptive_every else []
+        if inputs.kernel == "jax" and inputs.compaction_every:
+            intervals.append(inputs.compaction_every)
+        return intervals
+
+    def _upkeep(self) -> None:
+        """Adaptive sub-steps and compaction due at this step (idempotent: a run stopped and
+        resumed at this step does the same)."""
+        inputs, step = self.inputs, self.step
+        if step == 0:
+            return
+        if inputs.adaptive_every and step % inputs.adaptive_every == 0:
+            present = self.field.remove_vanished(inputs.prune_threshold, self.n_grains)
+            self.substeps = substeps_for_grains(inputs.dt_s, self.grains, present, self.landau,
+                                                inputs.laplacian_spacing)
+        if inputs.kernel == "jax" and inputs.compaction_every and step % inputs.compaction_every == 0:
+            self.field.compact()
 
     @property
     def time_s(self) -> float:
@@ -97,6 +135,7 @@ class Simulation:
 
     def _next_event(self) -> int:
         candidates = [s for s in self.snapshot_steps if s > self.step]
+        candidates += [(self.step // every + 1) * every for every in self._upkeep_intervals()]
         activations = self.front.activation_steps()
         later = activations[activations > self.step]
         if later.size:
@@ -106,13 +145,14 @@ class Simulation:
     def advance_to(self, target_step: int, progress: Callable[[int], None] | None = None) -> None:
         """Advance to ``target_step`` (outer steps of Δt), recording snapshots on the way."""
         inputs = self.inputs
-        dt_inner = inputs.dt_s / self.substeps
         started = time.perf_counter()
         if inputs.threads is not None:
             numba.set_num_threads(min(inputs.threads, numba.config.NUMBA_NUM_THREADS))
         while self.step < min(target_step, self.total_steps):
+            self._upkeep()
             stop = min(self._next_event(), target_step)
             n = stop - self.step
+            dt_inner = inputs.dt_s / self.substeps
             try:
                 self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.grains,
                                    self.landau, inputs.laplacian_spacing,
@@ -123,6 +163,7 @@ class Simulation:
                     f"run stopped in the segment starting at step {self.step} (t = {self.time_s:g} s, "
                     f"{self.substeps} sub-step(s) per step): {exc}") from None
             self.step = stop
+            self.kernel_steps += n * self.substeps
             if progress is not None:
                 progress(n)
             if self.step in self.snapshot_steps and not any(s.step == self.step for s in self.snapshots):
@@ -160,7 +201,9 @@ class Simulation:
             "config_json": self.inputs.config_json,
             "step": self.step,
             "total_steps": self.total_steps,
-            "substeps": self.substeps,
+            "substeps": self.inputs.substeps,
+            "current_substeps": self.substeps,
+            "kernel_steps": self.kernel_steps,
             "custom_initial_labels": self.inputs.custom_initial_labels,
             "nucleation_labels": self.nucleation.labels,
             "nucleation_grain_orientation": self.nucleation.grain_orientation,
@@ -177,6 +220,8 @@ class Simulation:
         }
         if isinstance(self.field, DenseField):
             state.update(field_kind="dense", field_phi=self.field.phi)
+        elif self.inputs.kernel == "jax":
+            state.update(field_kind="jax", **self.field.state_arrays())
         else:
             state.update(field_kind="sparse", field_index=np.asarray(self.field.index),
                          field_value=np.asarray(self.field.value),
@@ -210,21 +255,26 @@ class Simulation:
                 and np.array_equal(sim.nucleation.grain_orientation, orientation)):
             raise ConfigError("checkpoint: the nucleation recomputed from run.seed differs from the "
                               "saved one (was softgrain changed since the checkpoint was written?)")
-        if sim.substeps != int(state["substeps"]) or sim.total_steps != int(state["total_steps"]):
+        if inputs.substeps != int(state["substeps"]) or sim.total_steps != int(state["total_steps"]):
             raise ConfigError(f"checkpoint: sub-steps/total steps {state['substeps']}/{state['total_steps']} "
-                              f"saved, {sim.substeps}/{sim.total_steps} recomputed")
+                              f"saved, {inputs.substeps}/{sim.total_steps} recomputed")
         kind = str(state["field_kind"])
         if kind != inputs.kernel:
             raise ConfigError(f"checkpoint: field kind {kind!r} does not match numerics.kernel "
                               f"{inputs.kernel!r}")
         if kind == "dense":
             sim.field = DenseField(np.array(state["field_phi"], dtype=np.float64))
+        elif kind == "jax":
+            sim.field = load_batched_jax().SingleRunField.from_state_arrays(state, dtype=inputs.dtype)
         else:
             sim.field = SparseField(np.asarray(state["field_index"]), np.asarray(state["field_value"]),
                                     on_overflow=str(state["field_on_overflow"]),
                                     max_capacity=int(state["field_max_capacity"]))
             sim.field.stats = json.loads(str(state["field_stats_json"]))
         sim.step = int(state["step"])
+        # Checkpoints written before adaptive sub-steps existed ran a fixed count.
+        sim.substeps = int(state.get("current_substeps", state["substeps"]))
+        sim.kernel_steps = int(state.get("kernel_steps", sim.step * sim.substeps))
         sim.snapshots = [
             Snapshot(time_s=float(t), step=int(s), active_rows=int(a), labels=np.array(lab),
                      free_energy=float(f))

@@ -780,6 +780,17 @@ class SparseField:
         vals = np.where(self.index >= 0, self.value, 0.0)
         return np.maximum(vals.max(axis=2), 0.0)
 
+    def remove_vanished(self, threshold: float, n_grains: int) -> np.ndarray:
+        """Mask of the ``n_grains`` grains still stored anywhere (adaptive sub-steps).
+
+        Nothing needs removing: every step already drops values below the prune threshold, so a
+        grain below it everywhere has no slot left (``threshold`` is that prune threshold).
+        """
+        index = self.index
+        present = np.zeros(n_grains, dtype=bool)
+        present[np.unique(index[index >= 0])] = True
+        return present
+
     def labels(self, active_rows: int | None = None, min_value: float = 0.5) -> np.ndarray:
         """(ny, nx) int32 grain with the largest φ (ties: lower index).
 
