@@ -244,6 +244,8 @@ def run_command(
              "continue an interrupted run with `softgrain resume DIR`"),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints",
                                           help="keep the checkpoints after the run finishes"),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="numba|jax",
+                                          help="numba: the CPU kernel (numerics.kernel); jax: the JAX kernel (pip install -e '.[jax]')"),
 ) -> None:
     """Run a phase-field simulation of grain selection growth and write its outputs.
 
@@ -255,6 +257,8 @@ def run_command(
         changes["run.seed"] = seed
     if end_time is not None:
         changes["run.end_time_s"] = end_time
+    if backend is not None:
+        changes["numerics.backend"] = backend
     if checkpoint_every is not None and not (math.isfinite(checkpoint_every) and checkpoint_every > 0):
         fail(f"--checkpoint-every {checkpoint_every}: allowed: a simulated time S > 0 (s)")
     names = {"out_dir": "--out", "overwrite": "--overwrite", "overrides": "--set",
@@ -338,12 +342,17 @@ def compare_experiments_command(
         None, "--store-dir", help="keep each preset's ensemble in DIR/<preset>.zarr; rerunning resumes"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="numba|jax",
+                                          help="numba: the CPU kernel (numerics.kernel); jax: batches of runs per Dask task on a CPU/GPU device (pip install -e '.[jax]')"),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N",
+                                        help="runs per JAX batch (default: spread over the workers, at most 256, cut to the device memory)"),
 ) -> None:
     """Simulated texture (mean ± 95 % CI over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
     with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set"):
         result = experiments.compare_experiments(seeds, workers=workers, scheduler=scheduler,
                                                  overrides=_parse_set(set_), progress=not (quiet or as_json),
-                                                 include_liquid=liquid, store_dir=store_dir)
+                                                 include_liquid=liquid, store_dir=store_dir,
+                                                 backend=backend, batch=batch)
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -393,11 +402,15 @@ def sweep_command(
     out: Path = typer.Option(..., "--out", help="results store (Zarr folder); an existing store of the same sweep is resumed"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
                                             help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: all cores)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: all cores; 1 with --backend jax)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="numba|jax",
+                                          help="numba: the CPU kernel (numerics.kernel); jax: batches of runs per Dask task on a CPU/GPU device (pip install -e '.[jax]')"),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N",
+                                        help="runs per JAX batch (default: spread over the workers, at most 256, cut to the device memory)"),
 ) -> None:
     """Run (or resume) a parameter sweep: one phase-field run per (point, seed), as Dask tasks."""
-    plan = sweep.load_sweep(sweep_file)
+    plan = sweep.load_sweep(sweep_file).with_numerics(backend=backend, batch=batch)
     console = Console(stderr=True)
     console.print(report.sweep_plan(plan, out))
     try:
@@ -423,6 +436,10 @@ def phase_map_command(
     keep_maps: bool = typer.Option(False, "--keep-maps", help="also store the final orientation map of every run"),
     set_: List[str] = typer.Option([], "--set", help="override a key of the base run, e.g. --set grid.nx=100 (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="numba|jax",
+                                          help="numba: the CPU kernel (numerics.kernel); jax: batches of runs per Dask task on a CPU/GPU device (pip install -e '.[jax]')"),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N",
+                                        help="runs per JAX batch (default: spread over the workers, at most 256, cut to the device memory)"),
 ) -> None:
     """Texture phase map (paper Fig. 4): (101) diffusion barrier × surface-energy anisotropy, resumable."""
     console = Console(stderr=True)
@@ -433,7 +450,7 @@ def phase_map_command(
             summary = phasemap.make_phase_map(
                 out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
                 overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
-                spacing=spacing, keep_maps=keep_maps)
+                spacing=spacing, keep_maps=keep_maps, backend=backend, batch=batch)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished runs are kept in {out / phasemap.STORE_NAME}; "
                       "run the same command to resume")

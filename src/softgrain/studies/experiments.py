@@ -36,7 +36,7 @@ from softgrain.materials.observations import load_experiments, load_grain_sizes
 from softgrain.output.results import TASK_FAILED, TASK_OK
 from softgrain.physics.theory import rank_orientations
 from softgrain.setup import material_inputs
-from softgrain.studies.runner import dask_client, run_ensemble
+from softgrain.studies.runner import dask_client, local_workers, run_ensemble
 
 LIQUID_PRESET = "li-liquid"
 """Preset whose surface grain width is compared with the liquid-cell observation."""
@@ -152,7 +152,8 @@ GRAIN_SIZE_CAVEATS = (
 
 def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler: str | None = None,
                         overrides: Mapping[str, Any] | None = None, progress: bool = False,
-                        include_liquid: bool = True, store_dir: str | Path | None = None) -> dict[str, Any]:
+                        include_liquid: bool = True, store_dir: str | Path | None = None,
+                        backend: str | None = None, batch: int | None = None) -> dict[str, Any]:
     """Simulated and theoretical texture of each EBSD condition against the measurement.
 
     Parameters
@@ -171,6 +172,8 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
     store_dir : path, optional
         Keep each preset's ensemble in ``store_dir/<preset>.zarr`` (resumable: running the same
         comparison again skips the finished members).
+    backend, batch : optional
+        ``numerics.backend`` ("numba" or "jax") and ``numerics.batch`` of every preset.
 
     Returns
     -------
@@ -185,11 +188,15 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 0:
         raise ParameterError("seeds", f"must be a non-negative integer, got {seeds!r}")
     experiments = load_experiments()
+    numerics = {f"numerics.{k}": v for k, v in (("backend", backend), ("batch", batch))
+                if v is not None}
+    overrides = {**(overrides or {}), **numerics}
     configs = {e.preset: load_config(e.preset, overrides) for e in experiments}
     if include_liquid and seeds:
         configs[LIQUID_PRESET] = load_config(LIQUID_PRESET, overrides)
     simulated: dict[str, dict[str, Any]] = {}
     if seeds:
+        workers = local_workers(next(iter(configs.values())).numerics.backend, workers, scheduler)
         # One Dask cluster for all ensembles: starting worker processes costs seconds each time.
         with dask_client(scheduler, workers) as client:
             for preset, config in configs.items():

@@ -199,8 +199,12 @@ def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
                    scheduler: str | None = None, progress: bool = False,
                    overrides: dict[str, Any] | None = None, barrier_max: float | None = None,
                    anisotropy_max: float | None = None, spacing: str = "quadratic",
-                   keep_maps: bool = False) -> dict[str, Any]:
+                   keep_maps: bool = False, backend: str | None = None,
+                   batch: int | None = None) -> dict[str, Any]:
     """Run (or resume) the Fig. 4 sweep into ``out/phase_map.zarr`` and draw ``out/phase_map.png``.
+
+    ``backend`` and ``batch`` override ``numerics.backend`` and ``numerics.batch`` of every run
+    (``backend="jax"``: batches of runs per Dask task, :mod:`softgrain.studies.runner`).
 
     Returns
     -------
@@ -211,7 +215,8 @@ def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
     if folder.exists() and not folder.is_dir():
         raise ParameterError("out", f"{folder}: exists and is not a folder")
     plan = phase_map_plan(resolution, seeds, overrides=overrides, barrier_max=barrier_max,
-                          anisotropy_max=anisotropy_max, spacing=spacing, keep_maps=keep_maps)
+                          anisotropy_max=anisotropy_max, spacing=spacing,
+                          keep_maps=keep_maps).with_numerics(backend=backend, batch=batch)
     ds, report = run_plan(plan, folder / STORE_NAME, workers=workers, scheduler=scheduler,
                           progress=progress)
     summary = summarise(ds, plan.base)

@@ -26,6 +26,20 @@ On SLURM, ``dask-jobqueue`` starts the workers as batch jobs (``pip install dask
 The client (the ``softgrain sweep`` process) writes the store, so the store path only has to be
 reachable from the client, not from the workers. Each task runs its kernel with one thread
 unless the configuration sets ``numerics.threads``.
+
+The JAX backend (``numerics.backend = "jax"``, ``--backend jax``)
+    A Dask task is a *batch* of (point, seed) runs on one device (:func:`execute_batch`,
+    :func:`softgrain.setup.simulate_batch`): runs that share grid, time step, end, snapshots and
+    front are grouped, ``numerics.batch`` at a time (default: the pending runs spread over the
+    workers, at most :data:`DEFAULT_MAX_BATCH`). Before anything runs, one worker reports its
+    device and free memory, and the batch size is cut to what fits (or the run is refused when
+    not even one run fits: :class:`~softgrain.phasefield.batched_jax.BatchTooLargeError`); each
+    worker splits again against its own memory. The store, resume and failures stay per run: a
+    run whose field turns non-finite is recorded as failed and the rest of its batch as ok; a
+    batch that raises is retried (``retries``), then each of its runs is recorded as failed with
+    the batch's error. Wall and CPU times of a batched run are the batch's divided by its runs.
+    The local cluster of the JAX backend has one worker by default (one device); for several
+    GPUs start one worker per GPU (README, "Throughput").
 """
 
 from __future__ import annotations
@@ -48,9 +62,12 @@ from softgrain import analysis
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ParameterError
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
-from softgrain.setup import simulate
+from softgrain.phasefield.backends import load_batched_jax, require_jax
+from softgrain.setup import simulate, simulate_batch
 from softgrain.studies.store import MemorySink, ZarrSink, check_store, create_store, open_results, template_dataset
 from softgrain.studies.sweep import DEFAULT_RETRIES, SweepPlan, load_sweep
+
+logger = logging.getLogger(__name__)
 
 
 def execute_task(config_json: str, keep_maps: bool = False) -> dict[str, Any]:
@@ -86,6 +103,78 @@ def execute_task(config_json: str, keep_maps: bool = False) -> dict[str, Any]:
     result.update(wall_time_s=time.perf_counter() - started,
                   cpu_time_s=time.process_time() - cpu_started, finished_at_unix_s=time.time())
     return result
+
+
+DEFAULT_MAX_BATCH = 256
+"""Largest default batch of the JAX backend (the issue's GPU measurements: per-run time stops
+falling near 256 runs of the paper grid)."""
+
+
+def execute_batch(config_jsons: Sequence[str], keep_maps: bool = False,
+                  batch_size: int | None = None) -> list[tuple[int, Any]]:
+    """Run several tasks as batches on this worker's JAX device (the JAX backend's Dask task).
+
+    Parameters
+    ----------
+    config_jsons : sequence of str
+        The tasks' configurations (:meth:`~softgrain.config.SimulationConfig.to_json`).
+    keep_maps : bool
+        Also return the final orientation maps.
+    batch_size : int, optional
+        Largest batch; the tasks are split further if they do not fit the device memory.
+
+    Returns
+    -------
+    list of (status, result)
+        Per task, in order: ``(TASK_OK, measures)`` as :func:`execute_task` returns them, or
+        ``(TASK_FAILED, message)`` for a run whose field turned non-finite.
+    """
+    configs = [validate_config(json.loads(text), source="sweep task") for text in config_jsons]
+    cpu_started = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # sub-stepping notes, as in execute_task
+        outcomes = simulate_batch(configs, batch_size=batch_size)
+    cpu_share = (time.process_time() - cpu_started) / max(1, len(configs))
+    results: list[tuple[int, Any]] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            results.append((TASK_FAILED, " ".join(f"{type(outcome).__name__}: {outcome}".split())))
+            continue
+        measures = analysis.final_snapshot_measures(outcome, keep_maps)
+        measures.update(wall_time_s=float(outcome.attrs["wall_time_s"]), cpu_time_s=cpu_share,
+                        finished_at_unix_s=time.time())
+        results.append((TASK_OK, measures))
+    return results
+
+
+def jax_batch_plan(n_runs: int, n_grains: int, shape: tuple[int, int], dtype: str,
+                   batch_size: int | None, sharing: int = 1) -> dict[str, Any]:
+    """On a worker: its JAX device, free memory and the batch size that fits.
+
+    ``sharing`` workers are assumed to share the memory (worker processes of one host on the
+    CPU backend). Raises :class:`~softgrain.phasefield.batched_jax.BatchTooLargeError` when not
+    even one run fits.
+    """
+    batched = load_batched_jax()
+    info = batched.device_description()
+    if info["platform"] == "cpu":
+        info["available_bytes"] = int(info["available_bytes"]) // max(1, sharing)
+    per_run = batched.bytes_per_run(n_grains, *shape, dtype=dtype)
+    plan = batched.plan_batches(n_runs, per_run, batch_size=batch_size,
+                                available=info["available_bytes"])
+    info.update(bytes_per_run=per_run, batch=len(plan[0]))
+    return info
+
+
+def local_workers(backend: str, workers: int | None, scheduler: str | None) -> int | None:
+    """Workers of the local cluster for ``backend``: as asked, else one for the JAX backend (one
+    device: one worker; README, "Throughput"), else all cores. Checks that jax is installed
+    before any cluster starts (the client itself never imports jax)."""
+    if backend == "jax":
+        require_jax()
+        if workers is None and scheduler is None:
+            return 1
+    return workers
 
 
 def default_workers() -> int:
@@ -174,6 +263,11 @@ def run_plan(plan: SweepPlan, store: str | os.PathLike | None = None, *, workers
         All results (including those of earlier, resumed runs) and the counts of this call.
     """
     started = time.perf_counter()
+    jax_backend = plan.base.numerics.backend == "jax"
+    if client is None:     # checks that jax is there before anything is written
+        workers = local_workers(plan.base.numerics.backend, workers, scheduler)
+    elif jax_backend:
+        require_jax()
     if store is not None:
         path = Path(store)
         if path.exists():
@@ -191,7 +285,10 @@ def run_plan(plan: SweepPlan, store: str | os.PathLike | None = None, *, workers
     if pending:
         with (contextlib.nullcontext(client) if client is not None
               else dask_client(scheduler, workers)) as active:
-            _run_tasks(active, plan, pending, sink, report, progress)
+            if jax_backend:
+                _run_batches(active, plan, pending, sink, report, progress)
+            else:
+                _run_tasks(active, plan, pending, sink, report, progress)
     report.wall_time_s = time.perf_counter() - started
     result = open_results(store) if store is not None else sink.ds  # type: ignore[union-attr]
     return result, report
@@ -225,17 +322,87 @@ def _run_tasks(client: Any, plan: SweepPlan, pending: list, sink, report: SweepR
             bar.set_postfix(failed=report.failed, refresh=False)
 
 
+def _batch_group(config: SimulationConfig) -> str:
+    """Configurations with the same key run in one batch: everything the JAX batch shares
+    (grid, time step and end, snapshots, front, nucleation layer, Landau α β γ, numerics)."""
+    return json.dumps({"grid": config.grid.model_dump(mode="json"),
+                       "run": {k: getattr(config.run, k)
+                               for k in ("dt_s", "end_time_s", "snapshot_times_s", "substeps")},
+                       "deposition": config.deposition.model_dump(mode="json"),
+                       "nucleation": {"rows": config.nucleation.rows,
+                                      "radius_cells": config.nucleation.radius_cells},
+                       "landau": [config.landau.alpha, config.landau.beta, config.landau.gamma],
+                       "numerics": config.numerics.model_dump(mode="json")}, sort_keys=True)
+
+
+def _run_batches(client: Any, plan: SweepPlan, pending: list, sink, report: SweepReport,
+                 progress: bool) -> None:
+    """The JAX backend: pending tasks grouped into batches, one Dask task per batch."""
+    from distributed import as_completed  # imported late, as in dask_client
+
+    numerics = plan.base.numerics
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    requested = numerics.batch or min(DEFAULT_MAX_BATCH, -(-len(pending) // n_workers))
+    grid = plan.base.grid
+    n_grains = max(config.nucleation.count for _, config in pending)
+    # One worker reports its device and memory; a batch that cannot fit is cut (or, when not
+    # even one run fits, refused) here, before any run starts.
+    info = client.submit(jax_batch_plan, len(pending), n_grains, (grid.ny, grid.nx),
+                         numerics.dtype, requested, n_workers, pure=False).result()
+    size = int(info["batch"])
+    if size < requested:
+        logger.warning("a batch of %d runs does not fit %s (%.1f GiB free): batches of %d",
+                       requested, info["device"], info["available_bytes"] / 2**30, size)
+    groups: dict[str, list] = {}
+    for index, config in pending:
+        groups.setdefault(_batch_group(config), []).append((index, config))
+    token = plan.spec_hash()[:12]
+    futures = {}
+    for members in groups.values():
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            indices = [index for index, _ in chunk]
+            future = client.submit(
+                execute_batch, [config.to_json() for _, config in chunk], plan.keep_maps, size,
+                key=f"softgrain-batch-{token}-{'-'.join(map(str, indices[0]))}-{len(chunk)}",
+                retries=plan.retries, pure=False)
+            futures[future] = indices
+    with tqdm(total=report.total, initial=report.skipped, unit="run", desc=plan.name,
+              disable=not progress, leave=True) as bar:
+        for future in as_completed(futures):
+            indices = futures.pop(future)
+            if future.status == "finished":
+                outcomes = future.result()
+            else:
+                exc = future.exception()
+                message = " ".join(f"{type(exc).__name__}: {exc}".split())
+                outcomes = [(TASK_FAILED, message)] * len(indices)
+            for index, (status, value) in zip(indices, outcomes):
+                if status == TASK_OK:
+                    sink.record(index, value, TASK_OK, "")
+                    report.succeeded += 1
+                else:
+                    sink.record(index, {"finished_at_unix_s": time.time()}, TASK_FAILED, value)
+                    report.failed += 1
+            future.release()
+            bar.update(len(indices))
+            bar.set_postfix(failed=report.failed, refresh=False)
+
+
 def run_sweep(sweep_file: str | os.PathLike, store: str | os.PathLike, *, workers: int | None = None,
-              scheduler: str | None = None, progress: bool = False) -> tuple[xr.Dataset, SweepReport]:
-    """Run (or resume) the sweep of ``sweep_file`` into ``store``; see :func:`run_plan`."""
-    return run_plan(load_sweep(sweep_file), store, workers=workers, scheduler=scheduler,
-                    progress=progress)
+              scheduler: str | None = None, progress: bool = False, backend: str | None = None,
+              batch: int | None = None) -> tuple[xr.Dataset, SweepReport]:
+    """Run (or resume) the sweep of ``sweep_file`` into ``store``; see :func:`run_plan`.
+    ``backend`` and ``batch`` override the sweep's ``numerics.backend`` and ``numerics.batch``."""
+    plan = load_sweep(sweep_file).with_numerics(backend=backend, batch=batch)
+    return run_plan(plan, store, workers=workers, scheduler=scheduler, progress=progress)
 
 
 def run_ensemble(config: SimulationConfig, seeds: int | Sequence[int], *, workers: int | None = None,
                  scheduler: str | None = None, progress: bool = False,
                  store: str | os.PathLike | None = None, keep_maps: bool = False,
-                 retries: int = DEFAULT_RETRIES, client: Any = None) -> xr.Dataset:
+                 retries: int = DEFAULT_RETRIES, client: Any = None, backend: str | None = None,
+                 batch: int | None = None) -> xr.Dataset:
     """Run one configuration over several nucleation seeds, in parallel on Dask.
 
     Parameters
@@ -258,6 +425,9 @@ def run_ensemble(config: SimulationConfig, seeds: int | Sequence[int], *, worker
         Dask retries of a failing member before it is recorded as failed.
     client : distributed.Client, optional
         Reuse an existing client.
+    backend, batch : optional
+        Override ``numerics.backend`` ("numba" or "jax") and ``numerics.batch`` (runs per JAX
+        batch) of ``config``.
 
     Returns
     -------
@@ -274,7 +444,7 @@ def run_ensemble(config: SimulationConfig, seeds: int | Sequence[int], *, worker
     >>> ensemble_statistics(ds)["001"]["mean"]                  # doctest: +SKIP
     """
     plan = SweepPlan.build(config, (), seeds, keep_maps=keep_maps, retries=retries,
-                           name=f"ensemble {config.name}")
+                           name=f"ensemble {config.name}").with_numerics(backend=backend, batch=batch)
     ds, _ = run_plan(plan, store, workers=workers, scheduler=scheduler, client=client,
                      progress=progress)
     return ds

@@ -42,7 +42,7 @@ import itertools
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -328,10 +328,25 @@ class SweepPlan:
             for seed_index, seed in enumerate(self.seeds):
                 yield point + (seed_index,), config.updated({"run.seed": seed})
 
+    def with_numerics(self, **changes: Any) -> "SweepPlan":
+        """The same sweep computed another way: ``numerics`` keys (``backend``, ``batch``,
+        ``dtype`` …; None values are ignored) changed in the base and at every point."""
+        keys = {f"numerics.{name}": value for name, value in changes.items() if value is not None}
+        if not keys:
+            return self
+        return replace(self, base=self.base.updated(keys),
+                       point_configs=tuple(config.updated(keys) for config in self.point_configs))
+
     def spec(self) -> dict[str, Any]:
-        """The canonical definition whose hash identifies the sweep's store."""
+        """The canonical definition whose hash identifies the sweep's store.
+
+        ``numerics.batch`` is left out: how many runs share a device changes no result, so a
+        store can be resumed with another batch size (on another GPU).
+        """
+        base = json.loads(self.base.to_json())
+        base.get("numerics", {}).pop("batch", None)
         return {
-            "base_config": json.loads(self.base.to_json()),
+            "base_config": base,
             "axes": [{"name": a.name, "key": a.key, "values": [plain_value(v) for v in a.values]}
                      for a in self.axes],
             "point_overrides": [{k: plain_value(v) for k, v in sorted(o.items())}
