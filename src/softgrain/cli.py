@@ -520,16 +520,24 @@ def bench_command(
     no_reference_run: bool = typer.Option(False, "--no-reference-run",
                                           help="skip the full 40,000-step reference run"),
     preset: str = typer.Option("li-solid", "--preset", help="preset giving L_q, κ_q and Δt"),
+    backend: Optional[str] = typer.Option(None, "--backend", metavar="jax",
+                                          help="jax: paper runs per second of the batched JAX kernel (batches 1, 16, 64, 256) and of the numba kernel on one core, and the projected 2,000-run phase map"),
 ) -> None:
     """Measure the kernel on this machine: speed-up over the dense NumPy reference, grain and
-    domain scaling, peak memory, and the full reference run (issue 4 targets)."""
+    domain scaling, peak memory, and the full reference run (issue 4 targets); with
+    --backend jax the throughput of the JAX backend against the numba kernel (issue 12)."""
     if preset not in preset_names():
         raise UserInputError(f"--preset {preset!r}: unknown preset; presets: {', '.join(preset_names())}")
-    result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
+    if backend not in (None, "numba", "jax"):
+        raise UserInputError(f"--backend {backend!r}: allowed: numba, jax")
+    if backend == "jax":
+        result = benchmark.run_throughput(preset=preset, quick=quick)
+    else:
+        result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
     if json_output:
         typer.echo(json.dumps(result))
         return
-    Console().print(report.bench(result))
+    Console().print(report.bench_throughput(result) if backend == "jax" else report.bench(result))
 
 
 def main() -> None:

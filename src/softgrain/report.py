@@ -241,8 +241,30 @@ def bench(result: Mapping[str, Any], keys: Iterable[str] = BENCH_HEADLINES) -> T
     return table
 
 
+def bench_throughput(result: Mapping[str, Any]) -> Table:
+    """Runs per second and seconds per paper run of :func:`softgrain.studies.benchmark.run_throughput`."""
+    table = Table(title=f"softgrain bench --backend jax ({result.get('device')}, one run; "
+                        "see protocol in --json)")
+    for column in ("kernel", "batch", "s per run", "runs per s", "2,000-run map (s)"):
+        table.add_column(column, justify="right")
+
+    def number(value: Any) -> str:
+        return "—" if value is None else f"{value:.4g}"
+
+    for label, part in (("jax float64", result), ("jax float32", result.get("float32") or {})):
+        best = part.get("phase_map_projected_from_batch")
+        for batch, seconds in (part.get("s_per_run") or {}).items():
+            table.add_row(label, batch, number(seconds), number(part["runs_per_s"].get(batch)),
+                          number(part.get("phase_map_2000_runs_s")) if batch == best else "")
+    for mode, row in (result.get("numba_one_core") or {}).items():
+        table.add_row(f"numba 1 core ({mode})", "1", number(row["s_per_run"]),
+                      number(row["runs_per_s"]), number(row["phase_map_2000_runs_s"]))
+    return table
+
+
 __all__ = [
     "bench",
+    "bench_throughput",
     "experiments",
     "format_fraction",
     "interlayer",

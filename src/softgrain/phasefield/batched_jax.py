@@ -623,9 +623,10 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
 
 # ----------------------------------------------------------------------------- runs of ModelInputs
 
-def _parameters(grains: Sequence[GrainParameters], n_grains: int, dt_inner: np.ndarray,
+def batch_parameters(grains: Sequence[GrainParameters], n_grains: int, dt_inner: np.ndarray,
                 landau: Landau, spacing: float, open_front: bool) -> BatchParameters:
-    """(B, n_grains) coefficients of the runs' grains; a run with fewer grains is padded with
+    """(B, n_grains) coefficients of runs with these grains and sub-step lengths ``dt_inner``
+    (B,); a run with fewer grains is padded with
     copies of its first grain's constants (its padded grains are φ = 0 everywhere and stay so:
     every term of the update is proportional to φ_q or its neighbours' φ_q)."""
     def stacked(name: str) -> np.ndarray:
@@ -702,7 +703,7 @@ def run_batch(runs: Sequence[ModelInputs], *, device=None) -> list[BatchRunResul
     grains = [r.grains for r in runs]
 
     def parameters(sub: np.ndarray) -> BatchParameters:
-        return _parameters(grains, n_grains, dt / sub, first.landau, first.laplacian_spacing,
+        return batch_parameters(grains, n_grains, dt / sub, first.landau, first.laplacian_spacing,
                            first.open_front)
 
     labels = np.stack([r.nucleation.labels for r in runs])
@@ -811,7 +812,7 @@ class SingleRunField:
         key = (float(dt), float(spacing), bool(open_front), landau.alpha, landau.beta,
                landau.gamma, id(grains))
         if key != self._key:
-            self._field.set_parameters(_parameters([grains], self._field.n_grains,
+            self._field.set_parameters(batch_parameters([grains], self._field.n_grains,
                                                    np.array([float(dt)]), landau, spacing,
                                                    open_front))
             self._key = key

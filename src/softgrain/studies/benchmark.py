@@ -1,4 +1,4 @@
-"""Performance measurements of the phase-field kernels (issue 4).
+"""Performance measurements of the phase-field kernels (issues 4 and 12).
 
 Every function measures on this machine and returns a plain dict (JSON-ready); nothing here is a
 pass/fail test. ``benchmarks/kernel_scaling.py`` runs :func:`run_all` and prints the JSON.
@@ -16,7 +16,11 @@ What is measured
         resident memory of the process that ran it (a subprocess, so that the number is not
         polluted by the caller).
     (d) :func:`time_reference_run` — the full reference run (``softgrain.phasefield.solver``,
-        preset ``li-solid``: 40,000 steps of Δt = 0.01 s, sub-stepped by the stability guard).
+        preset ``li-solid``: 40,000 steps of Δt = 0.01 s, sub-stepped by the stability guard);
+        :func:`measure_adaptive_substeps` — the same with fixed and with adaptive sub-steps.
+    (e) :func:`run_throughput` (``softgrain bench --backend jax``) — paper runs per second of the
+        batched JAX kernel for batches of 1, 16, 64 and 256 runs (float64 and float32) and of the
+        numba sparse kernel on one core, and the projected time of a 20 × 20 × 5 phase map.
 
 Grain parameters are those of the reference run: L_q and κ_q of the three orientations as
 :func:`softgrain.setup.build` maps them (Eq. S14–S15) for the ``li-solid`` preset, each grain drawn
@@ -46,14 +50,17 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
+from softgrain.analysis import area_fractions
 from softgrain.config import load_config
 from softgrain.phasefield import sparse
+from softgrain.phasefield.backends import load_batched_jax
 from softgrain.phasefield.dense import allen_cahn_step_dense
 from softgrain.phasefield.energy import Landau
 from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.solver import Simulation
 from softgrain.phasefield.sparse import SparseField, set_num_threads
 from softgrain.setup import build
+from softgrain.studies.phasemap import phase_map_plan
 
 REFERENCE_SHAPE = (70, 200)      # (ny, nx) of the paper's grid
 REFERENCE_GRAINS = 75
@@ -381,8 +388,12 @@ def measure_large_grid(large_shape: tuple[int, int] = LARGE_SHAPE, large_grains:
 # ----------------------------------------------------------------------------------------------
 
 def time_reference_run(preset: str = "li-solid", threads: int = 1,
-                       dense_cpu_ns_per_cell_step: float | None = None) -> dict:
+                       dense_cpu_ns_per_cell_step: float | None = None,
+                       substeps: str = "auto") -> dict:
     """Wall time of the full reference run through the solver.
+
+    ``substeps`` is ``run.substeps``: "auto" (the sub-step count of all grains for the whole
+    run) or "adaptive" (recomputed from the grains present every 100 steps).
 
     Uses :class:`softgrain.phasefield.solver.Simulation` (what :func:`softgrain.setup.simulate`
     runs) so that the kernel's counters are available. With ``dense_ns_per_cell_step`` (from
@@ -391,7 +402,15 @@ def time_reference_run(preset: str = "li-solid", threads: int = 1,
     estimate, and a low one for the dense side: with few active rows NumPy's per-call overhead
     makes the dense reference slower per cell).
     """
-    cfg = load_config(preset, {"numerics.threads": threads})
+    return _timed_reference(preset, threads, dense_cpu_ns_per_cell_step, substeps)[0]
+
+
+def _timed_reference(preset: str, threads: int, dense_cpu_ns_per_cell_step: float | None,
+                     substeps: str, seed: int | None = None) -> tuple[dict, Simulation]:
+    changes = {"numerics.threads": threads, "run.substeps": substeps}
+    if seed is not None:
+        changes["run.seed"] = seed
+    cfg = load_config(preset, changes)
     params = kernel_parameters(preset)
     _warm_up(params)
     with warnings.catch_warnings():
@@ -401,10 +420,10 @@ def time_reference_run(preset: str = "li-solid", threads: int = 1,
     sim.run()
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
-    out = {"preset": preset, "threads": threads, "wall_s": wall, "cpu_s": cpu,
-           "solver_loop_wall_s": sim.wall_time_s,
-           "steps": sim.total_steps, "substeps": sim.substeps,
-           "kernel_steps": sim.total_steps * sim.substeps,
+    out = {"preset": preset, "threads": threads, "substeps_mode": substeps, "wall_s": wall,
+           "cpu_s": cpu, "solver_loop_wall_s": sim.wall_time_s,
+           "steps": sim.total_steps, "substeps": sim.inputs.substeps, "substeps_last": sim.substeps,
+           "kernel_steps": sim.kernel_steps,
            "kernel": cfg.numerics.kernel, "prune_threshold": cfg.numerics.prune_threshold}
     stats = getattr(sim.field, "stats", None)
     if stats:
@@ -418,6 +437,36 @@ def time_reference_run(preset: str = "li-solid", threads: int = 1,
             estimate = dense_cpu_ns_per_cell_step * 1e-9 * stats["cell_steps"]
             out["dense_numpy_cpu_estimate_s"] = estimate
             out["speedup_vs_dense_estimate_cpu"] = estimate / cpu
+    return out, sim
+
+
+def measure_adaptive_substeps(preset: str = "li-solid", seeds=(1,), repeats: int = 2,
+                              threads: int = 1) -> dict:
+    """The reference run with fixed ("auto") and adaptive sub-steps, one core, interleaved.
+
+    For each seed, ``repeats`` rounds of (fixed, adaptive) full runs; the best wall and CPU time
+    of each mode, the kernel steps, and how many cells of the final grain map and which
+    orientation fractions agree between the two modes.
+    """
+    out: dict = {"preset": preset, "threads": threads, "repeats": repeats, "seeds": {}}
+    for seed in seeds:
+        best: dict[str, dict] = {}
+        labels, orientation = {}, None
+        for _ in range(repeats):
+            for mode in ("auto", "adaptive"):
+                timing, sim = _timed_reference(preset, threads, None, mode, seed)
+                if mode not in best or timing["wall_s"] < best[mode]["wall_s"]:
+                    best[mode] = {**timing, "cpu_s": min(timing["cpu_s"],
+                                                         best.get(mode, timing)["cpu_s"])}
+                labels[mode] = sim.snapshots[-1].labels
+                orientation = sim.nucleation.grain_orientation
+        fractions = {mode: area_fractions(labels[mode], orientation).tolist() for mode in labels}
+        out["seeds"][str(seed)] = {
+            "fixed": best["auto"], "adaptive": best["adaptive"],
+            "speedup_wall": best["auto"]["wall_s"] / best["adaptive"]["wall_s"],
+            "speedup_cpu": best["auto"]["cpu_s"] / best["adaptive"]["cpu_s"],
+            "final_labels_equal_fraction": float((labels["auto"] == labels["adaptive"]).mean()),
+            "area_fractions_fixed": fractions["auto"], "area_fractions_adaptive": fractions["adaptive"]}
     return out
 
 
@@ -462,4 +511,177 @@ def run_all(quick: bool = False, reference_run: bool = True, preset: str = "li-s
     result = {**headline, **result, "speedup_vs_dense_detail": a, "grain_scaling_detail": b,
               "large_grid_detail": c, "reference_run_detail": d,
               "machine_after": machine(), "benchmark_wall_s": time.perf_counter() - started}
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# (e) throughput: the batched JAX kernel and the numba kernel on one core (issue 12)
+# ----------------------------------------------------------------------------------------------
+
+JAX_BATCHES = (1, 16, 64, 256)
+MAP_RESOLUTION, MAP_SEEDS = 20, 5          # the 2,000-run phase map of issue 12
+
+
+def full_height_steps(inputs) -> float:
+    """A run's cost in full-height run-steps: Σ over its outer steps of sub-steps × the rows the
+    JAX kernel computes (deposited rows rounded up to its row bucket) / all rows."""
+    bucket = load_batched_jax().ROW_BUCKET
+    ny = inputs.shape[0]
+    rows = np.array([inputs.front.active_rows(step) for step in range(inputs.total_steps)])
+    computed = np.minimum(ny, bucket * np.ceil(rows / bucket))
+    return float(inputs.substeps * computed.sum() / ny)
+
+
+def _quiet_build(config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # sub-stepping notes
+        return build(config)
+
+
+def phase_map_full_height_steps(resolution: int = MAP_RESOLUTION, seeds: int = MAP_SEEDS,
+                                preset: str = "phase-map") -> float:
+    """Σ of :func:`full_height_steps` over the runs of the ``resolution``² × ``seeds`` phase map
+    (each point's sub-steps from its first seed's set-up)."""
+    plan = phase_map_plan(resolution, seeds, base=load_config(preset))
+    return float(len(plan.seeds) * sum(full_height_steps(_quiet_build(c.updated({"run.seed": plan.seeds[0]})))
+                                       for c in plan.point_configs))
+
+
+def _time_full_height(batched, runs, dtype: str, budget_s: float, min_steps: int,
+                      max_steps: int) -> dict:
+    """Seconds per step of a batch of ``runs`` with every row deposited and all grains carried
+    (no compaction): the costliest step of a run, timed after a compiling call."""
+    first = runs[0]
+    ny = first.shape[0]
+    n = max(r.n_grains for r in runs)
+    params = batched.batch_parameters([r.grains for r in runs], n, np.full(len(runs), first.dt_s / first.substeps),
+                                 first.landau, first.laplacian_spacing, first.open_front)
+    field = batched.BatchedField.from_labels(np.stack([r.nucleation.labels for r in runs]), params,
+                                             dtype=dtype)
+    compile_started = time.perf_counter()
+    field.advance(1, ny)
+    field.device_phi.block_until_ready()
+    compile_s = time.perf_counter() - compile_started
+    wall = time.perf_counter()
+    field.advance(1, ny)
+    field.device_phi.block_until_ready()
+    one = time.perf_counter() - wall
+    steps = int(min(max_steps, max(min_steps, budget_s / max(one, 1e-9))))
+    wall, cpu = time.perf_counter(), time.process_time()
+    field.advance(steps, ny)
+    field.device_phi.block_until_ready()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"steps_timed": steps, "s_per_step": wall / steps, "s_per_run_step": wall / steps / len(runs),
+            "cpu_s_per_run_step": cpu / steps / len(runs), "first_call_s": compile_s,
+            "grains": n, "failed_runs": int(field.failed.sum())}
+
+
+def measure_jax_throughput(preset: str = "li-solid", batches=JAX_BATCHES,
+                           dtypes=("float64", "float32"), budget_s: float = 2.0,
+                           min_steps: int = 2, max_steps: int = 2000) -> dict:
+    """Paper runs per second of the batched JAX kernel for each batch size and precision.
+
+    Per batch (seeds 1 … B of ``preset``), the seconds per full-height step are timed for about
+    ``budget_s`` (at least ``min_steps`` steps) and projected to a whole run:
+    ``s_per_run = s_per_run_step × full_height_steps(run)`` — the run's sub-stepped outer steps,
+    each priced by the rows it computes. Compaction (vanished grains dropped) and adaptive
+    sub-steps would lower it: this is the cost of the run as configured, without them. A batch
+    that does not fit the device memory (:func:`~softgrain.phasefield.batched_jax.plan_batches`)
+    is reported as skipped.
+    """
+    batched = load_batched_jax()
+    reference = _quiet_build(load_config(preset))
+    per_run_steps = full_height_steps(reference)
+    out: dict = {"device": batched.device_description()["device"], "preset": preset,
+                 "full_height_steps_per_run": per_run_steps,
+                 "available_bytes": batched.available_memory(), "results": {}}
+    cache: dict[int, list] = {}
+    for dtype in dtypes:
+        for batch in batches:
+            key = f"{dtype}_batch{batch}"
+            per_run_bytes = batched.bytes_per_run(reference.n_grains, *reference.shape, dtype=dtype)
+            try:
+                batched.plan_batches(batch, per_run_bytes, batch_size=batch, split=False)
+            except batched.BatchTooLargeError as exc:
+                out["results"][key] = {"skipped": str(exc)}
+                continue
+            if batch not in cache:
+                cache[batch] = [_quiet_build(load_config(preset, {"run.seed": seed}))
+                                for seed in range(1, batch + 1)]
+            timing = _time_full_height(batched, cache[batch], dtype, budget_s, min_steps, max_steps)
+            timing["s_per_run"] = timing["s_per_run_step"] * per_run_steps
+            timing["runs_per_s"] = 1.0 / timing["s_per_run"]
+            out["results"][key] = timing
+    return out
+
+
+def measure_numba_throughput(preset: str = "li-solid", modes=("auto", "adaptive")) -> dict:
+    """One full run of ``preset`` on one core with the numba sparse kernel, per sub-step mode."""
+    _warm_up(kernel_parameters(preset))
+    out = {}
+    for mode in modes:
+        timing, _ = _timed_reference(preset, 1, None, mode)
+        timing["s_per_run"] = timing["wall_s"]
+        timing["runs_per_s"] = 1.0 / timing["wall_s"]
+        out[mode] = timing
+    return out
+
+
+def run_throughput(preset: str = "li-solid", quick: bool = False,
+                   batches=JAX_BATCHES, dtypes=("float64", "float32")) -> dict:
+    """``softgrain bench --backend jax``: the JAX backend and the numba kernel, in one run.
+
+    Headline keys: ``device``; ``runs_per_s`` and ``s_per_run`` per batch size (float64, the
+    default precision; ``float32`` holds the same in single precision); ``phase_map_2000_runs_s``
+    — a 20 × 20 × 5 map projected from the fastest measured batch (per-run time × the map's
+    full-height steps / the reference run's); ``numba_one_core`` — the same numbers for one full
+    run on one core (fixed and adaptive sub-steps). On a CPU device each batch is timed for a
+    few steps only (``quick``: fewer), which the ``protocol`` states.
+    """
+    started = time.perf_counter()
+    batched = load_batched_jax()
+    on_cpu = batched.device_description()["platform"] == "cpu"
+    budget = 0.5 if (quick or on_cpu) else 2.0
+    jax_part = measure_jax_throughput(preset, batches, dtypes, budget_s=budget,
+                                      min_steps=1 if quick else 2)
+    map_steps = phase_map_full_height_steps()
+    reference_steps = jax_part["full_height_steps_per_run"]
+    numba_part = measure_numba_throughput(preset, ("auto",) if quick else ("auto", "adaptive"))
+
+    def table(dtype: str) -> dict:
+        rows = {str(b): jax_part["results"].get(f"{dtype}_batch{b}", {}) for b in batches}
+        measured = {b: r for b, r in rows.items() if "s_per_run" in r}
+        best = min(measured.values(), key=lambda r: r["s_per_run"]) if measured else None
+        return {"runs_per_s": {b: r.get("runs_per_s") for b, r in rows.items()},
+                "s_per_run": {b: r.get("s_per_run") for b, r in rows.items()},
+                "phase_map_2000_runs_s": (best["s_per_run_step"] * map_steps if best else None),
+                "phase_map_projected_from_batch": (next(b for b, r in measured.items() if r is best)
+                                                   if best else None)}
+
+    scale = map_steps / reference_steps / (MAP_RESOLUTION ** 2 * MAP_SEEDS)
+    numba_one_core = {mode: {"s_per_run": r["s_per_run"], "runs_per_s": r["runs_per_s"],
+                             "cpu_s": r["cpu_s"], "kernel_steps": r["kernel_steps"],
+                             "phase_map_2000_runs_s": r["s_per_run"] * 2000 * scale}
+                      for mode, r in numba_part.items()}
+    float64 = table("float64")
+    result = {
+        "backend": "jax", "device": jax_part["device"], "dtype": "float64",
+        "runs_per_s": float64["runs_per_s"], "s_per_run": float64["s_per_run"],
+        "phase_map_2000_runs_s": float64["phase_map_2000_runs_s"],
+        "phase_map_projected_from_batch": float64["phase_map_projected_from_batch"],
+        "float32": table("float32") if "float32" in dtypes else None,
+        "numba_one_core": numba_one_core,
+        "protocol": (
+            f"reference run: preset {preset} (200 x 70, 75 nuclei, 400 s, {reference_steps:.0f} "
+            "full-height run-steps with its fixed sub-steps). JAX: seconds per full-height step of "
+            f"a batch of seeds 1..B, timed for ~{budget} s (at least "
+            f"{1 if quick else 2} steps; {'CPU device: a reduced step count' if on_cpu else 'GPU'}) "
+            "after a compiling call, all grains carried (no compaction, no adaptive sub-steps: an "
+            "upper bound), times the run's full-height run-steps. phase_map_2000_runs_s: a 20 x 20 "
+            f"x 5 map = {map_steps:.3g} full-height run-steps at the fastest measured batch. numba: "
+            "one full run on one core (numba threads = 1) per sub-step mode; its map projection "
+            "scales it by the map's mean full-height steps over the reference run's."),
+        "jax_detail": jax_part, "numba_detail": numba_part,
+        "machine": machine(), "benchmark_wall_s": time.perf_counter() - started,
+    }
     return result

@@ -63,7 +63,7 @@ from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ParameterError
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.phasefield.backends import load_batched_jax, require_jax
-from softgrain.setup import simulate, simulate_batch
+from softgrain.setup import build, simulate, simulate_batch
 from softgrain.studies.store import MemorySink, ZarrSink, check_store, create_store, open_results, template_dataset
 from softgrain.studies.sweep import DEFAULT_RETRIES, SweepPlan, load_sweep
 
@@ -353,9 +353,18 @@ def _run_batches(client: Any, plan: SweepPlan, pending: list, sink, report: Swee
     if size < requested:
         logger.warning("a batch of %d runs does not fit %s (%.1f GiB free): batches of %d",
                        requested, info["device"], info["available_bytes"] / 2**30, size)
-    groups: dict[str, list] = {}
+    # A batch steps at its largest sub-step count (the others are masked), so runs are also
+    # grouped by the sub-steps they start with: one set-up per sweep point (its first pending
+    # seed) — seeds change them rarely, and a mixed batch is only slower, never wrong.
+    substeps: dict[tuple, int] = {}
+    groups: dict[tuple, list] = {}
     for index, config in pending:
-        groups.setdefault(_batch_group(config), []).append((index, config))
+        point = index[:-1]
+        if point not in substeps:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                substeps[point] = build(config).substeps
+        groups.setdefault((_batch_group(config), substeps[point]), []).append((index, config))
     token = plan.spec_hash()[:12]
     futures = {}
     for members in groups.values():
