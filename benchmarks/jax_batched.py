@@ -4,12 +4,10 @@
 Measures on this machine, in one run, for the paper grid (li-solid preset: 200 × 70, 75 grains,
 L_q and κ_q as mapped by the solver, Δt/sub-steps of the solver, open front):
 
-(a) ``throughput``: wall and process-CPU seconds per run-step and per-step for batch sizes 1, 16
-    and 64, float64 and float32, all 70 rows deposited (the costliest step of a run), best of
-    ``--repeats``; each batch's runs are the nucleations of seeds 1..B. From it, the projected
-    time of one paper run (``s_per_paper_run``: Σ over the run's steps of the computed rows, i.e.
-    the deposited rows rounded up to the row bucket, / 70 × the full-height step) and
-    ``runs_per_s`` = B / (B × s_per_paper_run).
+(a) ``throughput``: :func:`softgrain.studies.benchmark.measure_jax_throughput` (also run by
+    ``softgrain bench --backend jax``): seconds per full-height run-step for batch sizes 1, 16
+    and 64, float64 and float32, projected to one paper run (Σ over the run's steps of the
+    computed rows / 70 × the full-height step) and ``runs_per_s``.
 (b) ``slot_scaling``: seconds per run-step at batch 16, float64, with 75, 32, 16 and 8 order
     parameters — what compaction can buy per step.
 (c) ``compaction_measured``: the first 1,500 steps (15 s) of 4 paper runs, float64, with and
@@ -45,6 +43,8 @@ import numpy as np
 from softgrain.config import load_config
 from softgrain.phasefield import batched_jax as bj
 from softgrain.phasefield.solver import Simulation
+from softgrain.setup import build
+from softgrain.studies.benchmark import measure_jax_throughput
 
 
 def paper_batch(batch: int, preset: str = "li-solid", first_seed: int = 1):
@@ -59,21 +59,18 @@ def paper_batch(batch: int, preset: str = "li-solid", first_seed: int = 1):
         cfg = load_config(preset, {"run.seed": seed})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the sub-stepping warning of the preset
-            sims.append(Simulation(cfg))
+            sims.append(build(cfg))
     first = sims[0]
-    cfg = first.config
     if len({s.front for s in sims}) != 1:
         raise RuntimeError("seeds of the preset differ in their deposition front: cannot batch them")
     substeps = max(s.substeps for s in sims)
     n = max(s.n_grains for s in sims)
-    ny, nx = cfg.grid.ny, cfg.grid.nx
+    ny, nx = first.shape
     labels = np.stack([s.nucleation.labels for s in sims])
     phi0 = (labels[:, None] == np.arange(n)[None, :, None, None]).astype(np.float64)
-    mobility = np.stack([s.mobility for s in sims])
-    kappa = np.stack([s.kappa for s in sims])
-    dt_inner = cfg.run.dt_s / substeps
-    params = bj.BatchParameters.paper(dt_inner, mobility, kappa, first.landau,
-                                      cfg.grid.laplacian_spacing, first.open_front)
+    dt_inner = first.dt_s / substeps
+    params = bj.batch_parameters([s.grains for s in sims], n, np.full(batch, dt_inner), first.landau,
+                                 first.laplacian_spacing, first.open_front)
     assert phi0.shape == (batch, n, ny, nx)
     return phi0, params, first.front, substeps, first.total_steps
 
@@ -84,6 +81,11 @@ def computed_row_fraction(front, total_steps: int, substeps: int, ny: int) -> fl
     rows = front.initial_rows + np.searchsorted(front.activation_steps(), steps, side="right")
     bucketed = np.minimum(ny, bj.ROW_BUCKET * np.ceil(rows / bj.ROW_BUCKET))
     return float(bucketed.mean() / ny)
+
+
+def measure_throughput(batches, dtypes, steps: int, repeats: int) -> dict:
+    """Moved to softgrain.studies.benchmark.measure_jax_throughput (timed for ~2 s per batch)."""
+    return measure_jax_throughput("li-solid", batches, tuple(np.dtype(d).name for d in dtypes))
 
 
 def time_steps(field: bj.BatchedField, n_steps: int, repeats: int) -> dict:
@@ -101,24 +103,6 @@ def time_steps(field: bj.BatchedField, n_steps: int, repeats: int) -> dict:
     return {"steps": n_steps, "s_per_step": best_wall / n_steps,
             "s_per_run_step": best_wall / n_steps / b,
             "cpu_s_per_run_step": best_cpu / n_steps / b}
-
-
-def measure_throughput(batches, dtypes, steps: int, repeats: int) -> dict:
-    out = {}
-    for dtype in dtypes:
-        for batch in batches:
-            phi0, params, front, substeps, total = paper_batch(batch)
-            field = bj.BatchedField(phi0, params, dtype=dtype)
-            n_steps = max(10, min(steps, math.ceil(steps * 16 / batch))) if batch > 16 else steps
-            r = time_steps(field, n_steps, repeats)
-            fraction = computed_row_fraction(front, total, substeps, phi0.shape[2])
-            inner_steps = total * substeps
-            r["s_per_paper_run"] = r["s_per_run_step"] * inner_steps * fraction
-            r["cpu_s_per_paper_run"] = r["cpu_s_per_run_step"] * inner_steps * fraction
-            r["runs_per_s"] = 1.0 / r["s_per_paper_run"]
-            out[f"{np.dtype(dtype).name}_batch{batch}"] = r
-            del field
-    return out
 
 
 def measure_slot_scaling(batch: int, slots, steps: int, repeats: int) -> dict:
@@ -146,7 +130,7 @@ def measure_survival(seeds: int, every_steps: int) -> dict:
         cfg = load_config("li-solid", {"run.seed": seed, "numerics.threads": 1})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sim = Simulation(cfg)
+            sim = Simulation(build(cfg))
         row = [grains_present(sim)]
         for target in range(every_steps, sim.total_steps + 1, every_steps):
             sim.advance_to(target)

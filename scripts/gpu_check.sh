@@ -13,7 +13,7 @@
 #   phase-map/              softgrain phase-map --resolution 20 --seeds 5 --backend jax
 #                           (2,000 paper-grid runs; resumable store, figure, summary)
 #   phase_map_timing.json   wall time, runs finished and runs per second of that map
-# The map is stopped after MAP_TIMEOUT seconds (default 480) so that the whole check fits a
+# The map is stopped after MAP_TIMEOUT seconds (default 420) so that the whole check fits a
 # 15-minute device budget; the runs finished by then are kept in the store and counted.
 # MAP_SET adds --set options to the map (default: run.substeps="adaptive", measured to stay
 # within the fixed-step ensemble's CI; set MAP_SET="" for the fixed sub-step count).
@@ -25,7 +25,7 @@ cd "$here"
 export PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python3}"
 TINY="${GPU_CHECK_TINY:-0}"
-MAP_TIMEOUT="${MAP_TIMEOUT:-480}"
+MAP_TIMEOUT="${MAP_TIMEOUT:-420}"
 MAP_SET="${MAP_SET-run.substeps=\"adaptive\"}"
 mkdir -p "$OUT"
 

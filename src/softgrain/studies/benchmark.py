@@ -610,6 +610,7 @@ def measure_jax_throughput(preset: str = "li-solid", batches=JAX_BATCHES,
                                 for seed in range(1, batch + 1)]
             timing = _time_full_height(batched, cache[batch], dtype, budget_s, min_steps, max_steps)
             timing["s_per_run"] = timing["s_per_run_step"] * per_run_steps
+            timing["cpu_s_per_run"] = timing["cpu_s_per_run_step"] * per_run_steps
             timing["runs_per_s"] = 1.0 / timing["s_per_run"]
             out["results"][key] = timing
     return out
@@ -654,6 +655,7 @@ def run_throughput(preset: str = "li-solid", quick: bool = False,
         best = min(measured.values(), key=lambda r: r["s_per_run"]) if measured else None
         return {"runs_per_s": {b: r.get("runs_per_s") for b, r in rows.items()},
                 "s_per_run": {b: r.get("s_per_run") for b, r in rows.items()},
+                "cpu_s_per_run": {b: r.get("cpu_s_per_run") for b, r in rows.items()},
                 "phase_map_2000_runs_s": (best["s_per_run_step"] * map_steps if best else None),
                 "phase_map_projected_from_batch": (next(b for b, r in measured.items() if r is best)
                                                    if best else None)}
@@ -667,6 +669,7 @@ def run_throughput(preset: str = "li-solid", quick: bool = False,
     result = {
         "backend": "jax", "device": jax_part["device"], "dtype": "float64",
         "runs_per_s": float64["runs_per_s"], "s_per_run": float64["s_per_run"],
+        "cpu_s_per_run": float64["cpu_s_per_run"],
         "phase_map_2000_runs_s": float64["phase_map_2000_runs_s"],
         "phase_map_projected_from_batch": float64["phase_map_projected_from_batch"],
         "float32": table("float32") if "float32" in dtypes else None,
