@@ -43,7 +43,7 @@ def test_full_height_steps_counts_computed_rows():
     from softgrain.studies.benchmark import full_height_steps
 
     with pytest.warns(UserWarning):
-        inputs = build(load_config("li-solid", {"run.end_time_s": 50.0}))
+        inputs = build(load_config("li-solid", {"run.end_time_s": 10.0}))
     ny = inputs.shape[0]
     expected = sum(inputs.substeps * bucket_rows(inputs.front.active_rows(s), ny, ROW_BUCKET) / ny
                    for s in range(inputs.total_steps))

@@ -527,7 +527,10 @@ def full_height_steps(inputs) -> float:
     JAX kernel computes (deposited rows rounded up to its row bucket) / all rows."""
     bucket = load_batched_jax().ROW_BUCKET
     ny = inputs.shape[0]
-    rows = np.array([inputs.front.active_rows(step) for step in range(inputs.total_steps)])
+    front = inputs.front
+    # front.active_rows for every step at once
+    rows = front.initial_rows + np.searchsorted(front.activation_steps(),
+                                                np.arange(inputs.total_steps), side="right")
     computed = np.minimum(ny, bucket * np.ceil(rows / bucket))
     return float(inputs.substeps * computed.sum() / ny)
 
