@@ -144,8 +144,66 @@ class NucleationConfig(StrictModel):
     rows: int = Field(1, ge=1, description="nuclei are placed at distinct random cells of the bottom `rows` rows")
     radius_cells: float = Field(default_factory=_default("nucleation", "radius_cells"), gt=0, le=50,
                                 description="nucleus radius in grid cells")
-    orientations: list[Orientation] = Field(default_factory=lambda: list(ORIENTATIONS),
-                                            min_length=1, description="orientations drawn at random")
+    orientations: list[Orientation] = Field(default_factory=lambda: list(ORIENTATIONS), min_length=1, description=(
+        "labels mode: the growth-direction labels a nucleus draws from, uniformly (the paper's "
+        "(001), (101), (111)); the rotation about the growth axis is uniform"))
+    orientation_distribution: Literal["labels", "random", "fibre"] = Field("labels", description=(
+        "how a nucleus's crystal orientation (a rotation with Li's cubic m-3m symmetry) is drawn: "
+        "'labels' — growth axis along one of `orientations` (the paper's three; default); "
+        "'random' — uniform over all rotations (a polycrystalline substrate with no texture); "
+        "'fibre' — growth direction scattered by `fibre_spread_deg` about `fibre_axis` (a textured "
+        "substrate). With 'random'/'fibre', E_s and E_a of a grain are interpolated over the "
+        "standard triangle from the three pole values (ASSUMED barycentric rule, "
+        "softgrain.physics.orientations.interpolate_pole_values)"))
+    fibre_axis: str | list[float] = Field("101", description=(
+        "fibre mode: crystal direction of the fibre, '001', '101' or '111' (paper notation, "
+        "(101) ≡ (110)) or [h, k, l]; default ⟨101⟩, the close-packed {110} planes of bcc metals "
+        "parallel to the substrate, the usual fibre of bcc films (ASSUMED for Li on Cu)"))
+    fibre_spread_deg: float = Field(default_factory=_default("nucleation", "fibre_spread_deg"), ge=0,
+                                    le=90, description=(
+        "fibre mode: spread σ (degrees) of the growth direction about `fibre_axis` (von Mises–Fisher, "
+        "κ = 1/σ²; 0 = a perfect fibre); default 10° (ASSUMED, data/phasefield.toml)"))
+
+    @field_validator("fibre_axis")
+    @classmethod
+    def _fibre_axis(cls, value: str | list[float]) -> str | list[float]:
+        if isinstance(value, str):
+            if value not in ORIENTATIONS:
+                raise ValueError(f"unknown fibre axis; allowed: {', '.join(repr(o) for o in ORIENTATIONS)} "
+                                 "or a crystal direction [h, k, l]")
+            return value
+        if len(value) != 3 or not any(component != 0 for component in value):
+            raise ValueError("a crystal direction needs three components, not all zero, e.g. [1, 1, 0]")
+        return [float(component) for component in value]
+
+    @model_validator(mode="after")
+    def _labels_only_in_labels_mode(self) -> "NucleationConfig":
+        if self.orientation_distribution != "labels" and sorted(self.orientations) != sorted(ORIENTATIONS):
+            raise KeyedValueError(
+                "orientations", f"= {self.orientations!r} restricts the labels, but "
+                f"orientation_distribution = {self.orientation_distribution!r} draws no labels; "
+                "allowed: leave nucleation.orientations out, or orientation_distribution = 'labels'")
+        return self
+
+
+class AnalysisConfig(StrictModel):
+    """How a run's grains are classified like an EBSD map (summary.json, result.nc, figures)."""
+
+    tolerance_deg: float = Field(default_factory=_default("analysis", "tolerance_deg"), gt=0, le=45,
+                                 description=(
+        "EBSD-like classes: a grain is '001'/'101'/'111' when its growth direction lies within this "
+        "angle (degrees) of ⟨001⟩/⟨101⟩/⟨111⟩, else 'other'; default 15° (data/phasefield.toml). "
+        "Above 17.6° the caps overlap and the nearest pole wins"))
+    window_um: list[float] | None = Field(None, description=(
+        "optional height window [bottom, top] (µm above the substrate) in which summary.json also "
+        "reports the class fractions (e.g. the top of the deposit, as a plan-view EBSD map sees it)"))
+
+    @field_validator("window_um")
+    @classmethod
+    def _window(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not (len(value) == 2 and 0 <= value[0] < value[1]):
+            raise ValueError("need [bottom, top] in µm with 0 ≤ bottom < top")
+        return value
 
 
 class DepositionConfig(StrictModel):
@@ -252,6 +310,7 @@ class SimulationConfig(StrictModel):
     landau: LandauConfig = Field(default_factory=LandauConfig)
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     numerics: NumericsConfig = Field(default_factory=NumericsConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     conditions: ConditionsConfig | None = Field(None, description=(
         "optional stack pressure and substrate; their lattice strain is the film's strain, so "
         "material.strain is then left out (a value equal to the derived strain is accepted)"))
