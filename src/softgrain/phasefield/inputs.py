@@ -71,6 +71,14 @@ class ModelInputs:
         keeps it with its checkpoints, so that a run can be rebuilt and traced.
     attrs : mapping
         Descriptive attributes of the run (preset, metal, temperature, seed) for the results.
+    grain_quaternion : numpy.ndarray or None
+        (n, 4) unit quaternion (w, x, y, z) of each grain's crystal orientation (orix's convention:
+        sample → crystal, cubic m-3m symmetry); None where inputs were made without one. The
+        engine does not read it: the orientation acts only through ``mobility`` and ``kappa``.
+    grain_surface_energy_J_m2, grain_barrier_eV : numpy.ndarray or None
+        E_s (J/m²) and E_a (eV) of each grain, from which ``mobility`` and ``kappa`` were mapped
+        (the pole values for labelled grains, interpolated for any other growth direction); None:
+        the per-orientation values of ``orientation_parameters`` apply.
     """
 
     name: str
@@ -96,6 +104,9 @@ class ModelInputs:
     threads: int | None = None
     config_json: str = ""
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    grain_quaternion: np.ndarray | None = None
+    grain_surface_energy_J_m2: np.ndarray | None = None
+    grain_barrier_eV: np.ndarray | None = None
 
     @property
     def n_grains(self) -> int:
