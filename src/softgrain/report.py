@@ -17,7 +17,9 @@ from rich.table import Table
 
 from softgrain import analysis
 from softgrain.materials.metals import ORIENTATIONS
+from softgrain.output.results import orientation_distribution
 from softgrain.phasefield.solver import Simulation
+from softgrain.physics.orientations import CLASSES
 from softgrain.physics.interlayer import CRITERIA
 from softgrain.physics.theory import CROSSOVER_BRACKET_C, EnergyDifference
 from softgrain.studies.benchmark import TARGETS
@@ -84,10 +86,13 @@ _PROVENANCE_KEYS = ("preset", "metal", "temperature_C", "seed", "status", "last_
                     "git_commit", "git_dirty", "platform", "command")
 
 
-def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, Table]:
-    """(texture table, provenance table) of a run result: the texture at each snapshot."""
+def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, ...]:
+    """(texture table, provenance table) of a run result: the texture at each snapshot; a random-
+    or fibre-orientation run also gets the EBSD-like classes (between the two)."""
     tex = analysis.texture(ds)
-    table = Table(title=title or f"{ds.attrs.get('preset', 'run')}: texture by snapshot")
+    labels = orientation_distribution(ds) == "labels" or "grain_quaternion" not in ds
+    table = Table(title=(title or f"{ds.attrs.get('preset', 'run')}: texture by snapshot")
+                  + ("" if labels else " (area fractions by nearest pole)"))
     for column in ("t (s)", "step", *(f"({o})" for o in ORIENTATIONS), "grains",
                    "surface grains", "surface width (µm)"):
         table.add_column(column, justify="right")
@@ -101,10 +106,21 @@ def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, Table]:
     provenance = Table(title="provenance", show_header=False)
     provenance.add_column("key", style="bold")
     provenance.add_column("value")
-    for key in _PROVENANCE_KEYS:
+    for key in _PROVENANCE_KEYS + ("orientation_distribution", "class_tolerance_deg"):
         if key in ds.attrs and str(ds.attrs[key]) != "":
             provenance.add_row(key, str(ds.attrs[key]))
-    return table, provenance
+    if labels:
+        return table, provenance
+    classes = analysis.class_texture(ds)
+    class_table = Table(title=f"EBSD-like classes: growth direction within {classes.attrs['tolerance_deg']:g}° "
+                              "of a pole (count fraction / area fraction)")
+    for column in ("t (s)", *(c if c == "other" else f"({c})" for c in CLASSES), "grains"):
+        class_table.add_column(column, justify="right")
+    for k, t in enumerate(classes["time"].values):
+        class_table.add_row(f"{float(t):g}", *(
+            f"{_percent(classes['count_fraction'].values[k, i])} / {_percent(classes['area_fraction'].values[k, i])}"
+            for i in range(len(CLASSES))), str(int(classes["grains"].values[k])))
+    return table, class_table, provenance
 
 
 # ---------------------------------------------------------------------------------------------
