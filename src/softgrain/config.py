@@ -164,6 +164,18 @@ class NucleationConfig(StrictModel):
         "fibre mode: spread σ (degrees) of the growth direction about `fibre_axis` (von Mises–Fisher, "
         "κ = 1/σ²; 0 = a perfect fibre); default 10° (ASSUMED, data/phasefield.toml)"))
 
+    @field_validator("fibre_axis", mode="before")
+    @classmethod
+    def _fibre_axis_kind(cls, value: Any) -> Any:
+        # Without this a number (`--set nucleation.fibre_axis=101` reads 101 as TOML) would get
+        # pydantic's two-part union message instead of one that says what to write.
+        numbers = isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not (isinstance(value, str) or numbers):
+            raise ValueError(f"expected a quoted pole name ({', '.join(repr(o) for o in ORIENTATIONS)}) "
+                             "or a crystal direction [h, k, l]")
+        return value
+
     @field_validator("fibre_axis")
     @classmethod
     def _fibre_axis(cls, value: str | list[float]) -> str | list[float]:
