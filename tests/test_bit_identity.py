@@ -32,3 +32,15 @@ def test_grain_maps_are_bit_identical_to_the_stored_ones(preset):
     got = ds["grain"].values
     assert got.shape == expected.shape == (2, 70, 200)
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["li-solid", "li-liquid", "na-solid"])
+def test_full_runs_are_bit_identical_to_the_stored_ones(preset):
+    """The full default runs (400 s, snapshots at 10 s and 400 s) of the code before the change."""
+    with np.load(REFERENCE.with_name("grain_full.npz")) as stored:
+        expected = stored[preset.replace("-", "_")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = simulate(load_config(preset, {"run.seed": 1}))["grain"].values
+    assert np.array_equal(got, expected)

@@ -128,6 +128,6 @@ def test_open_front_costs_gradient_energy_of_the_top_row():
     labels[:4] = 0
     sim = simulation(cfg, initial_labels=labels, grain_orientation=["001"])
     phi = sim.field.to_dense(1)
-    closed = total_free_energy(phi, sim.kappa, sim.landau, 4, open_front=False)
-    opened = total_free_energy(phi, sim.kappa, sim.landau, 4, open_front=True)
+    closed = total_free_energy(phi, sim.grains, sim.landau, 4, open_front=False)
+    opened = total_free_energy(phi, sim.grains, sim.landau, 4, open_front=True)
     assert opened - closed == pytest.approx(0.5 * sim.kappa[0] * 12)

@@ -12,6 +12,7 @@ import pytest
 
 from softgrain.errors import SimulationError
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield import sparse
 from softgrain.phasefield.dense import allen_cahn_step_dense
 from softgrain.phasefield.sparse import CapacityError, SparseField, set_num_threads
@@ -51,13 +52,13 @@ def case():
 def run_dense(phi, mobility, kappa, dt, schedule, open_front=False):
     for n_steps, active in schedule:
         for _ in range(n_steps):
-            allen_cahn_step_dense(phi, mobility, kappa, LANDAU, dt, active, open_front=open_front)
+            allen_cahn_step_dense(phi, GrainParameters.paper(mobility, kappa), LANDAU, dt, active, open_front=open_front)
     return phi
 
 
 def run_sparse(field, mobility, kappa, dt, schedule, **kw):
     for n_steps, active in schedule:
-        field.advance(n_steps, dt, active, mobility, kappa, LANDAU, **kw)
+        field.advance(n_steps, dt, active, GrainParameters.paper(mobility, kappa), LANDAU, **kw)
     return field
 
 
@@ -113,15 +114,15 @@ def test_periodic_x_wrap(case):
     labels = np.zeros((NY, NX), dtype=int)
     labels[:, 0] = 1                                  # a grain on the left edge only
     field = SparseField.from_labels(labels)
-    field.advance(1, dt, NY, mobility, kappa, LANDAU)
+    field.advance(1, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     dense = field.to_dense(N)
     assert (dense[1, :, NX - 1] > 0).all()            # grew across the periodic boundary
     assert (dense[1, :, 2] == 0).all()                # one step reaches only the neighbours
     # Equivariance: advancing a rolled state gives the rolled result, bit for bit.
     shifted = SparseField.from_labels(np.roll(labels, 7, axis=1))
     a = SparseField.from_labels(labels)
-    a.advance(200, dt, NY, mobility, kappa, LANDAU)
-    shifted.advance(200, dt, NY, mobility, kappa, LANDAU)
+    a.advance(200, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
+    shifted.advance(200, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     assert np.array_equal(np.roll(a.to_dense(N), 7, axis=2), shifted.to_dense(N))
 
 
@@ -130,7 +131,7 @@ def test_zero_flux_in_y_keeps_columns_uniform(case):
     labels = np.repeat((np.arange(NX) // 10)[None, :], NY, axis=0)   # vertical stripes
     for active in (NY, 9):
         field = SparseField.from_labels(np.where(np.arange(NY)[:, None] < active, labels, -1))
-        field.advance(300, dt, active, mobility, kappa, LANDAU)
+        field.advance(300, dt, active, GrainParameters.paper(mobility, kappa), LANDAU)
         phi = field.to_dense(N)[:, :active]
         # ghost = self at row 0 and at the last active row: no flux, nothing varies along y
         assert np.array_equal(phi, np.broadcast_to(phi[:, :1], phi.shape))
@@ -139,7 +140,7 @@ def test_zero_flux_in_y_keeps_columns_uniform(case):
 def test_inactive_rows_stay_empty(case):
     labels, mobility, kappa, dt = case
     field = SparseField.from_labels(np.where(np.arange(NY)[:, None] < 10, labels, -1))
-    field.advance(400, dt, 10, mobility, kappa, LANDAU)
+    field.advance(400, dt, 10, GrainParameters.paper(mobility, kappa), LANDAU)
     assert (field.occupancy()[10:] == 0).all()
     assert (field.labels(10)[10:] == -1).all()
     assert (field.occupancy()[:10] >= 1).all()
@@ -148,13 +149,13 @@ def test_inactive_rows_stay_empty(case):
 def test_nan_injection_names_step_grain_and_cell(case):
     labels, mobility, kappa, dt = case
     field = SparseField.from_labels(labels)
-    field.advance(3, dt, NY, mobility, kappa, LANDAU)
+    field.advance(3, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     g = int(labels[12, 20])
     with field.edit() as (index, value):
         k = int(np.nonzero(index[12, 20] == g)[0][0])
         value[12, 20, k] = np.nan
     with pytest.raises(SimulationError, match=rf"step 1 of this advance call: grain {g}, cell \(y=11, x=20\)"):
-        field.advance(5, dt, NY, mobility, kappa, LANDAU)
+        field.advance(5, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
 
 
 def test_blow_up_reports_the_same_step_as_dense(case):
@@ -166,14 +167,14 @@ def test_blow_up_reports_the_same_step_as_dense(case):
     with np.errstate(over="ignore", invalid="ignore"):
         for step in range(1, 500):
             before = phi.copy()
-            allen_cahn_step_dense(phi, mob, kappa, LANDAU, dt, NY)
+            allen_cahn_step_dense(phi, GrainParameters.paper(mob, kappa), LANDAU, dt, NY)
             if not np.isfinite(phi).all():
                 break
         else:
             pytest.fail("the dense reference did not blow up")
     bad_grains = set(np.nonzero(~np.isfinite(phi))[0].tolist())
     with pytest.raises(SimulationError, match=rf"step {step} of this advance call") as info:
-        field.advance(500, dt, NY, mob, kappa, LANDAU, prune_threshold=0.0)
+        field.advance(500, dt, NY, GrainParameters.paper(mob, kappa), LANDAU, prune_threshold=0.0)
     grain = int(str(info.value).split("grain ")[1].split(",")[0])
     assert grain in bad_grains
     # The field keeps the last finite state (the one before the failing step).
@@ -184,8 +185,8 @@ def test_capacity_grows_without_changing_the_result(case):
     labels, mobility, kappa, dt = case
     small = SparseField.from_labels(labels, capacity=2, auto_shrink=False)
     large = SparseField.from_labels(labels, capacity=N)
-    small.advance(200, dt, NY, mobility, kappa, LANDAU)
-    large.advance(200, dt, NY, mobility, kappa, LANDAU)
+    small.advance(200, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
+    large.advance(200, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     assert small.capacity > 2 and small.stats["capacity_growths"] >= 1
     assert np.array_equal(small.to_dense(N), large.to_dense(N))
 
@@ -195,11 +196,11 @@ def test_capacity_raise_policy_keeps_the_state(case):
     field = SparseField.from_labels(labels, capacity=1, on_overflow="raise")
     start = field.to_dense(N)
     with pytest.raises(CapacityError, match=r"step 1 of this advance call"):
-        field.advance(10, dt, NY, mobility, kappa, LANDAU)
+        field.advance(10, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     assert np.array_equal(field.to_dense(N), start)
     capped = SparseField.from_labels(labels, capacity=1, max_capacity=1)
     with pytest.raises(CapacityError, match="max_capacity"):
-        capped.advance(10, dt, NY, mobility, kappa, LANDAU)
+        capped.advance(10, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     phi = dense_from_labels(labels, N) * 0.5 + 0.01   # every grain everywhere
     assert SparseField.from_dense(phi, capacity=3).capacity == N
     with pytest.raises(CapacityError):
@@ -211,7 +212,7 @@ def test_capacity_shrinks_after_a_transient(case):
     field = SparseField.from_labels(labels, capacity=2)
     field.resize(40)
     field.base_capacity = 2
-    field.advance(1, dt, NY, mobility, kappa, LANDAU)
+    field.advance(1, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     assert field.capacity < 40 and field.stats["capacity_shrinks"] == 1
 
 
@@ -251,10 +252,10 @@ def test_skipping_static_cells_is_exact(case):
     runs = []
     for skip in (True, False):
         field = SparseField.from_labels(np.where(np.arange(NY)[:, None] < 16, labels, -1))
-        field.advance(800, dt, 16, mobility, kap, LANDAU, skip_static=skip)
-        field.advance(300, dt, 20, mobility, kap, LANDAU, skip_static=skip)      # front moves
-        field.advance(300, dt, 22, mobility, kap, LANDAU, skip_static=skip, open_front=True)
-        field.advance(400, dt / 2, NY, mobility, kap, LANDAU, skip_static=skip)  # Δt changes
+        field.advance(800, dt, 16, GrainParameters.paper(mobility, kap), LANDAU, skip_static=skip)
+        field.advance(300, dt, 20, GrainParameters.paper(mobility, kap), LANDAU, skip_static=skip)      # front moves
+        field.advance(300, dt, 22, GrainParameters.paper(mobility, kap), LANDAU, skip_static=skip, open_front=True)
+        field.advance(400, dt / 2, NY, GrainParameters.paper(mobility, kap), LANDAU, skip_static=skip)  # Δt changes
         runs.append(field)
     fast, full = runs
     assert np.array_equal(fast.index, full.index) and np.array_equal(fast.value, full.value)
@@ -273,8 +274,8 @@ def test_thread_count_does_not_change_the_result(case, monkeypatch):
         previous = set_num_threads(threads)
         try:
             field = SparseField.from_labels(labels)
-            field.advance(150, dt, 15, mobility, kappa, LANDAU)
-            field.advance(150, dt, NY, mobility, kappa, LANDAU)
+            field.advance(150, dt, 15, GrainParameters.paper(mobility, kappa), LANDAU)
+            field.advance(150, dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
         finally:
             set_num_threads(previous)
         results.append(field)
@@ -286,11 +287,11 @@ def test_thread_count_does_not_change_the_result(case, monkeypatch):
 def test_bad_arguments(case):
     labels, mobility, kappa, dt = case
     field = SparseField.from_labels(labels)
-    with pytest.raises(ValueError, match="mobility"):
-        field.advance(1, dt, NY, mobility[:3], kappa, LANDAU)
+    with pytest.raises(ValueError, match="grains has 3 entries"):
+        field.advance(1, dt, NY, GrainParameters.paper(mobility[:3], kappa[:3]), LANDAU)
     with pytest.raises(ValueError, match="active_rows"):
-        field.advance(1, dt, NY + 1, mobility, kappa, LANDAU)
+        field.advance(1, dt, NY + 1, GrainParameters.paper(mobility, kappa), LANDAU)
     with pytest.raises(ValueError, match="dt"):
-        field.advance(1, -dt, NY, mobility, kappa, LANDAU)
+        field.advance(1, -dt, NY, GrainParameters.paper(mobility, kappa), LANDAU)
     with pytest.raises(ValueError, match="n_grains"):
         field.to_dense(3)

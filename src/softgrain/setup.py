@@ -46,6 +46,7 @@ from softgrain.output.results import (GROWTH_TEXTURE_FIGURE, IPF_MAP_FIGURE, MAP
                                       SUMMARY_FILE, TEXTURE_FIGURE, orientation_distribution, run_dataset)
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.initial import nucleate, nucleation_from_labels
 from softgrain.phasefield.inputs import ModelInputs
 from softgrain.phasefield.mapping import (MappingConstants, SubsteppingWarning, gradient_coefficient,
@@ -291,7 +292,9 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
             kappa=gradient_coefficient(poles.surface_energy_J_m2, reference, constants))
         mobility = np.ascontiguousarray(mapped_mobility(crystals.barrier_eV, poles.temperature_K, constants))
         kappa = np.ascontiguousarray(gradient_coefficient(crystals.surface_energy_J_m2, reference, constants))
-    limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing)
+    grains = GrainParameters.paper(mobility, kappa, landau.w)
+    limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing,
+                             grains.weight, grains.tilt)
     substeps = substeps_for(config.run.dt_s, limit)
     dt = config.run.dt_s
     if substeps > 1:
@@ -313,7 +316,7 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         stability_limit_s=limit, total_steps=total_steps, snapshot_steps=snapshot_steps,
         landau=landau, orientation_parameters=orientation_parameters, nucleation=nucleation,
         custom_initial_labels=initial_labels is not None, front=front,
-        open_front=config.deposition.front_boundary == "empty", mobility=mobility, kappa=kappa,
+        open_front=config.deposition.front_boundary == "empty", grains=grains,
         kernel=config.numerics.kernel, prune_threshold=config.numerics.prune_threshold,
         capacity=config.numerics.capacity, threads=config.numerics.threads,
         config_json=config.to_json(),

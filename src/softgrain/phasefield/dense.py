@@ -1,14 +1,18 @@
-"""The dense NumPy reference of the Allen–Cahn update (paper Eq. S12–S13).
+"""The dense NumPy reference of the Allen–Cahn update (paper Eq. S12–S13, generalised).
 
 One explicit-Euler step of
 
-    ∂φ_q/∂t = −L_q δF/δφ_q,   δF/δφ_q = w ∂f0/∂φ_q − κ_q ∇²φ_q
+    ∂φ_q/∂t = −L_q δF/δφ_q,   δF/δφ_q = ∂f/∂φ_q − κ_q ∇²φ_q
 
 for every grain q at every active grid point, with second-order central differences:
 periodic in x, zero flux at the substrate (row 0) and at the top of the domain. Rows at and above
 ``active_rows`` are not yet deposited: they hold φ = 0 and are not updated. The deposition front is
 either open (``open_front=True``: the empty row above reads as φ = 0, so every grain pays its
 gradient energy κ_q towards the undeposited space) or a zero-flux boundary.
+
+The physics of the update is :func:`softgrain.phasefield.update.explicit_euler_update`, called here
+on whole arrays (grains × rows × columns); this module only supplies the stencil (the neighbour
+sum) and the sums over grains, in the same order as the compiled sparse kernel.
 
 This straightforward implementation carries all n order parameters everywhere. It is the
 reference that the compiled sparse kernel (:mod:`softgrain.phasefield.sparse`) must reproduce and
@@ -20,34 +24,43 @@ from __future__ import annotations
 import numpy as np
 
 from softgrain.errors import SimulationError
-from softgrain.phasefield.energy import Landau, bulk_driving_force
+from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
+from softgrain.phasefield.update import explicit_euler_update
 
 
-def laplacian_dense(a: np.ndarray, spacing: float = 1.0, empty_above: bool = False) -> np.ndarray:
-    """5-point Laplacian of ``a`` (n, m, nx): periodic in x, zero flux at the bottom; at the top
-    zero flux, or φ = 0 beyond the last row when ``empty_above``."""
+def neighbour_sum_dense(a: np.ndarray, empty_above: bool = False) -> np.ndarray:
+    """Sum of the four neighbours of every cell of ``a`` (n, m, nx), summed as
+    ((x−1 + x+1) + y+1) + y−1: periodic in x, zero flux at the bottom; at the top zero flux, or
+    φ = 0 beyond the last row when ``empty_above``."""
     top = np.zeros_like(a[:, -1:, :]) if empty_above else a[:, -1:, :]
     up = np.concatenate([a[:, 1:, :], top], axis=1)
     down = np.concatenate([a[:, :1, :], a[:, :-1, :]], axis=1)
     side = np.roll(a, 1, axis=2) + np.roll(a, -1, axis=2)
-    return (side + up + down - 4.0 * a) / (spacing * spacing)
+    return side + up + down
 
 
-def variational_derivative_dense(a: np.ndarray, kappa: np.ndarray, landau: Landau,
-                                 spacing: float = 1.0, empty_above: bool = False) -> np.ndarray:
-    """δF/δφ_q = w ∂f0/∂φ_q − κ_q ∇²φ_q on the active block ``a`` (n, m, nx)."""
-    kap = np.asarray(kappa, dtype=float)[:, None, None]
-    return bulk_driving_force(a, landau) - kap * laplacian_dense(a, spacing, empty_above)
+def allen_cahn_step_dense(phi: np.ndarray, grains: GrainParameters, landau: Landau, dt: float,
+                          active_rows: int, spacing: float = 1.0, open_front: bool = False) -> None:
+    """Advance the dense field ``phi`` (n, ny, nx) by one explicit-Euler step, in place.
 
-
-def allen_cahn_step_dense(phi: np.ndarray, mobility: np.ndarray, kappa: np.ndarray,
-                          landau: Landau, dt: float, active_rows: int,
-                          spacing: float = 1.0, open_front: bool = False) -> None:
-    """Advance the dense field ``phi`` (n, ny, nx) by one explicit-Euler step, in place."""
+    ``grains`` holds at least n entries; grain q of ``phi`` uses entry q.
+    """
+    n = phi.shape[0]
     a = phi[:, :active_rows, :]
     empty_above = open_front and active_rows < phi.shape[1]
-    rate = variational_derivative_dense(a, kappa, landau, spacing, empty_above)
-    a -= dt * np.asarray(mobility, dtype=float)[:, None, None] * rate
+    neighbours = neighbour_sum_dense(a, empty_above)
+
+    def per_grain(values: np.ndarray) -> np.ndarray:
+        return values[:n, None, None]
+
+    weight = per_grain(grains.weight)
+    sq = a * a
+    spacing_sq = float(spacing) * float(spacing)
+    a[...] = explicit_euler_update(
+        a, neighbours, sq.sum(axis=0), (weight * sq).sum(axis=0),
+        per_grain(float(dt) * grains.mobility), per_grain(grains.kappa), weight,
+        per_grain(grains.tilt), landau.alpha, landau.beta, landau.gamma, spacing_sq)
 
 
 class DenseField:
@@ -74,12 +87,17 @@ class DenseField:
     def copy(self) -> "DenseField":
         return DenseField(self.phi.copy())
 
-    def advance(self, n_steps: int, dt: float, active_rows: int, mobility: np.ndarray,
-                kappa: np.ndarray, landau: Landau, spacing: float = 1.0,
-                open_front: bool = False, **_: object) -> None:
+    def advance(self, n_steps: int, dt: float, active_rows: int, grains: GrainParameters,
+                landau: Landau, spacing: float = 1.0, open_front: bool = False,
+                **_: object) -> None:
+        """``n_steps`` steps of :func:`allen_cahn_step_dense` (the sparse kernel's options ignored)."""
+        if not isinstance(grains, GrainParameters):
+            raise TypeError(f"grains must be a GrainParameters, got {type(grains).__name__}")
+        if len(grains) < self.phi.shape[0]:
+            raise ValueError(f"grains has {len(grains)} entries, but the field holds "
+                             f"{self.phi.shape[0]} grains")
         for step in range(n_steps):
-            allen_cahn_step_dense(self.phi, mobility, kappa, landau, dt, active_rows, spacing,
-                                  open_front)
+            allen_cahn_step_dense(self.phi, grains, landau, dt, active_rows, spacing, open_front)
             bad = ~np.isfinite(self.phi[:, :active_rows])
             if bad.any():
                 grain, y, x = (int(v[0]) for v in np.nonzero(bad))

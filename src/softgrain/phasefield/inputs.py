@@ -16,6 +16,7 @@ import numpy as np
 
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.initial import Nucleation
 from softgrain.phasefield.mapping import OrientationParameters
 
@@ -56,8 +57,8 @@ class ModelInputs:
         Row activation schedule.
     open_front : bool
         The front faces empty space (φ = 0) rather than a zero-flux wall.
-    mobility, kappa : numpy.ndarray
-        L_q and κ_q of every grain (contiguous float64).
+    grains : GrainParameters
+        L_q, κ_q, w_q and g_q of every grain (the paper formulation: w_q = Landau w, g_q = 0).
     kernel : {"sparse", "dense"}
         Compiled sparse kernel or the dense NumPy reference.
     prune_threshold : float
@@ -96,8 +97,7 @@ class ModelInputs:
     custom_initial_labels: bool
     front: DepositionFront
     open_front: bool
-    mobility: np.ndarray
-    kappa: np.ndarray
+    grains: GrainParameters
     kernel: Literal["sparse", "dense"] = "sparse"
     prune_threshold: float = 1e-8
     capacity: int = 8
@@ -107,6 +107,16 @@ class ModelInputs:
     grain_quaternion: np.ndarray | None = None
     grain_surface_energy_J_m2: np.ndarray | None = None
     grain_barrier_eV: np.ndarray | None = None
+
+    @property
+    def mobility(self) -> np.ndarray:
+        """L_q of every grain."""
+        return self.grains.mobility
+
+    @property
+    def kappa(self) -> np.ndarray:
+        """κ_q of every grain."""
+        return self.grains.kappa
 
     @property
     def n_grains(self) -> int:

@@ -55,6 +55,7 @@ class Simulation:
         self.orientation_parameters = inputs.orientation_parameters
         self.mobility = inputs.mobility
         self.kappa = inputs.kappa
+        self.grains = inputs.grains
         self.stability_limit_s = inputs.stability_limit_s
         self.substeps = inputs.substeps
         self.total_steps = inputs.total_steps
@@ -86,7 +87,7 @@ class Simulation:
     def free_energy(self) -> float:
         """Discrete free energy F of the current state (deposited rows only)."""
         phi = self.field.to_dense(self.n_grains)
-        return total_free_energy(phi, self.kappa, self.landau, self.active_rows(),
+        return total_free_energy(phi, self.grains, self.landau, self.active_rows(),
                                  self.inputs.laplacian_spacing, self.open_front)
 
     @property
@@ -113,8 +114,8 @@ class Simulation:
             stop = min(self._next_event(), target_step)
             n = stop - self.step
             try:
-                self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.mobility,
-                                   self.kappa, self.landau, inputs.laplacian_spacing,
+                self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.grains,
+                                   self.landau, inputs.laplacian_spacing,
                                    prune_threshold=inputs.prune_threshold,
                                    open_front=self.open_front)
             except SimulationError as exc:

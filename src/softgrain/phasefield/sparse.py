@@ -5,12 +5,13 @@ on a grain boundary, three at a triple junction, plus the exponentially decaying
 grains). Following the "sparse grid" / locally-reduced-order-parameter idea of MMSP (Kim, Kim &
 Suzuki 2006; Vedantam & Patnaik 2006), every cell stores a fixed number K of *slots*, each a pair
 (grain index ``int32``, value ``float64``); index −1 marks an empty slot. The update is the same
-explicit-Euler step as the dense reference :func:`~softgrain.phasefield.kernels.allen_cahn_step_dense`
-(paper Eq. S12–S13)::
+explicit-Euler step as the dense reference :func:`~softgrain.phasefield.dense.allen_cahn_step_dense`
+(paper Eq. S12–S13, generalised to per-grain weights w_q and tilts g_q)::
 
-    φ_q ← φ_q − Δt·L_q·[ w·φ_q(−α + β φ_q² + 2γ Σ_{p≠q} φ_p²) − κ_q ∇²_h φ_q ]
+    φ_q ← φ_q − Δt·L_q·[ φ_q(w_q(−α + β φ_q²) + γ Σ_{p≠q} (w_q + w_p) φ_p²) + g_q h'(φ_q) − κ_q ∇²_h φ_q ]
 
-evaluated, for every active cell, for each grain present in the cell *or in one of its four
+(:func:`softgrain.phasefield.update.explicit_euler_update` itself, compiled by numba from the same
+source), evaluated, for every active cell, for each grain present in the cell *or in one of its four
 neighbours* (so that a grain can spread into a cell where it is absent), with absent grains
 counting as φ = 0, periodic neighbours in x and zero-flux ghosts (ghost = the cell itself) at
 row 0 and at the last active row — or, with ``open_front=True``, the (empty, φ = 0) undeposited
@@ -18,12 +19,12 @@ row above the last active row as its neighbour; the top of the domain is always 
 at and above ``active_rows`` are not updated.
 
 Exactness and pruning
-    Slots are kept sorted by grain index, so every sum (Σ_p φ_p² and the neighbour sum) is taken in
-    the same order as in the dense reference. With ``prune_threshold = 0`` only exact zeros are
-    dropped (identical to an absent slot) and the result is bit-identical to the dense scheme in
-    practice (tests require ≤ 1e-10 after 1000 steps). With the default ``prune_threshold = 1e-8``
-    (MMSP's choice) values |φ| < 1e-8 are dropped after each update; on the test case (8 grains,
-    1000 steps) the largest deviation from the dense scheme was 8.8e-8.
+    Slots are kept sorted by grain index, so every sum (Σ_p φ_p², Σ_p w_p φ_p² and the neighbour
+    sum) is taken in the same order as in the dense reference. With ``prune_threshold = 0`` only
+    exact zeros are dropped (identical to an absent slot) and the result is bit-identical to the
+    dense scheme in practice (tests require ≤ 1e-10 after 1000 steps). With the default
+    ``prune_threshold = 1e-8`` (MMSP's choice) values |φ| < 1e-8 are dropped after each update; on
+    the test case (8 grains, 1000 steps) the largest deviation from the dense scheme was 8.8e-8.
 
 Capacity policy
     A cell never silently loses a value that is above the prune threshold. If an update produces
@@ -46,13 +47,16 @@ Work skipping (exact)
     buffer already holds the same values (it holds the state before the previous step, which is
     unchanged for such a cell). A per-cell "changed" flag and a per-row summary implement this;
     whole static rows cost one flag test, a static cell five. Changing any parameter (Δt, L, κ,
-    Landau coefficients, spacing, prune threshold) or editing the field makes the next step
+    w, g, Landau coefficients, spacing, prune threshold) or editing the field makes the next step
     recompute every active cell; moving the deposition front recomputes the rows whose
-    neighbourhood changed. Measured limitation: boundaries and the tails of neighbouring grains
-    keep drifting by a few ULP per step for very long times (a flat boundary's translation is only
-    weakly pinned by the lattice), so only cells beyond the reach of every tail become static. In
-    a deposition run nearly every active cell is recomputed every step; skipping pays off only for
-    large grains with short tails (small κ) or unchanged regions.
+    neighbourhood changed. Boundaries and the tails of neighbouring grains keep drifting by a few
+    ULP per step for very long times (a flat boundary's translation is only weakly pinned by the
+    lattice), so only cells beyond the reach of every tail become static. Measured on full
+    400 s preset runs (seed 1, one thread, CPU time, 2-core machine under load): li-solid
+    recomputes 38 % of the cell-steps and runs 2.4–2.7× faster with skipping (12.6–14.4 s
+    against 33.8–34.7 s); li-liquid, na-solid and k-solid recompute 97–100 % and cost the same
+    with and without it (13.9 vs 14.0 s, 13.4 vs 13.9 s, 13.2 vs 15.5 s: within the noise). It
+    is kept: a large gain where grains coarsen into static interiors, no measurable cost elsewhere.
 
 Threads and cache blocking
     Rows are distributed over numba threads (interleaved, so that the busy rows near the
@@ -67,20 +71,34 @@ Threads and cache blocking
     row j is updated on wide grids; the block width does not change the result.
 
 The work per cell depends on the number of grains present locally, never on the total number of
-grains n (per-grain L_q and κ_q are looked up by index).
+grains n (per-grain L_q, κ_q, w_q and g_q are looked up by index).
+
+Structure
+    The kernel's inputs travel in four bundles: the storage (:class:`_Slots`: both slot buffers
+    and the change flags), the physics (:class:`_Physics`: per-grain Δt·L_q, κ_q, w_q, g_q and the
+    Landau coefficients), the sweep (:class:`_Sweep`: rows, front, prune threshold, skipping,
+    block width) and the report (:class:`_Report`: per-row errors and counters).
+    :func:`_process_row` updates one block of one row; :func:`_sweep_rows` sweeps the rows of
+    one step (all of them, or every n-th for one thread), and the serial and the parallel driver
+    differ only in how they call it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from softgrain.errors import SimulationError
+from softgrain.phasefield import update
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
 
 __all__ = ["SparseField", "CapacityError", "set_num_threads", "get_num_threads"]
 
@@ -124,131 +142,194 @@ def get_num_threads() -> int:
 # ----------------------------------------------------------------------------------------------
 # Compiled kernels
 # ----------------------------------------------------------------------------------------------
+#
+# The physics of a cell is the shared explicit_euler_update; _process_row holds the stencil (a
+# merge of the five cells' sorted slot lists), the store and the change flags of one row; one
+# row sweep (_sweep_rows) serves the serial and the parallel driver.
 
 _EMPTY_KEY = np.uint32(0xFFFFFFFF)
 _U = np.uint64
 _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 
+# The shared one-cell physics, compiled from the same Python source that the dense reference runs
+# on NumPy arrays. register_jitable lets numba call tilt_derivative from inside it.
+register_jitable(inline="always")(update.tilt_derivative)
+_explicit_euler_update = njit(inline="always")(update.explicit_euler_update)
 
-@njit(cache=True, inline="always")
-def _updated(phi, nb, sumsq, dtmob, kap, alpha, beta, two_gamma, wgt, h2):
-    """One explicit-Euler update of φ_q, operation for operation as the dense reference.
+# numba keys its on-disk cache on this file only; the cached drivers close over a digest of
+# update.py, so an edit of the shared physics recompiles them instead of loading a stale kernel
+# (the functions between the drivers and the physics are deliberately not cached on their own).
+_PHYSICS_DIGEST = hashlib.sha256(Path(update.__file__).read_bytes()).hexdigest()
 
-    ``nb`` is the sum of the four neighbours' φ_q, ``sumsq`` = Σ_p φ_p² over the cell's grains,
-    ``dtmob`` = Δt·L_q.
+
+class _Slots(NamedTuple):
+    """Storage: both buffers of the slot arrays and the change flags, flattened.
+
+    ``index``/``value`` are (2, ny, nx, S) with S = K + 1: the last slot of every cell is a
+    permanent empty sentinel, so a cell's slot list always ends with −1. ``changed`` is
+    (2, ny, nx), ``row_changed`` (2, ny) its per-row summary.
     """
-    sq = phi * phi
-    others = sumsq - sq
-    lap = nb - 4.0 * phi
-    if h2 != 1.0:
-        lap /= h2
-    rate = wgt * phi * (-alpha + beta * sq + two_gamma * others) - kap * lap
-    return phi - dtmob * rate
+
+    index: np.ndarray
+    value: np.ndarray
+    changed: np.ndarray
+    row_changed: np.ndarray
+    ny: int
+    nx: int
+    stride: int
 
 
-@njit(cache=True, inline="always")
-def _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, g, new):
-    err_code[j] = _NONFINITE
-    err_col[j] = i
-    err_grain[j] = np.int64(g)
-    err_value[j] = new
+class _Physics(NamedTuple):
+    """Per-grain Δt·L_q, κ_q, w_q, g_q and the Landau coefficients; h² of the Laplacian."""
+
+    dt_mobility: np.ndarray
+    kappa: np.ndarray
+    weight: np.ndarray
+    tilt: np.ndarray
+    alpha: float
+    beta: float
+    gamma: float
+    spacing_sq: float
 
 
-@njit(cache=True)
-def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row, dtmob, kap,
-                 alpha, beta, gamma, wgt, h2, prune, force, err_code, err_col, err_grain,
-                 err_need, err_value, computed):
-    """Update columns i0 … i1−1 of row ``j``: read buffer ``r``, write buffer ``w``.
+class _Sweep(NamedTuple):
+    """What one step sweeps: rows 0 … active_rows−1 in column blocks of ``block_width``."""
 
-    Errors are recorded per row. The columns of a row are processed in blocks, in increasing
-    order and by one thread; the block starting at column 0 resets the row's change summary.
+    active_rows: int
+    ghost_row: int          # rows above it read zero flux (the domain top, or a closed front)
+    prune: float            # values |φ| below it are dropped
+    force: bool             # recompute every cell (no change skipping)
+    block_width: int
 
-    ``idx``/``val`` are the flattened (2, ny, nx, S) slot arrays, S = K + 1: the last slot of
-    every cell is a permanent empty sentinel, so a cell's slot list always ends with −1.
-    ``chg`` is the flattened (2, ny, nx) change flags, ``rowchg`` (2, ny) their per-row summary.
-    ``dtmob`` holds Δt·L_q per grain (the dense reference also multiplies Δt·L_q first).
 
+class _Report(NamedTuple):
+    """Per-row error records and work counters written by the kernel."""
+
+    code: np.ndarray        # _OK, _NONFINITE or _OVERFLOW
+    column: np.ndarray
+    grain: np.ndarray
+    needed: np.ndarray      # slots needed (overflow)
+    value: np.ndarray       # the non-finite value
+    computed: np.ndarray    # cells recomputed (not skipped)
+
+
+@njit(inline="always")
+def _record_nonfinite(report, j, i, g, new):
+    report.code[j] = _NONFINITE
+    report.column[j] = i
+    report.grain[j] = np.int64(g)
+    report.value[j] = new
+
+
+@njit
+def _process_row(slots, physics, sweep, report, r, j, i0, i1):
+    """Update columns i0 … i1−1 of row ``j``: read buffer ``r``, write buffer 1 − r.
+
+    For every cell that needs it (change tracking below), every grain listed in the cell or in
+    one of its four neighbours is updated by the shared physics
+    (:func:`~softgrain.phasefield.update.explicit_euler_update`) and stored in the write buffer.
     Slots are sorted by grain index in every cell, so the grains of a cell and of its four
     neighbours are visited by a five-way merge in increasing grain order: the work is linear in
-    the number of occupied slots, and Σ_p φ_p² is summed in the same order as the dense reference.
+    the number of occupied slots, and the sums over grains are taken in the dense reference's
+    order (absent grains count as exact zeros there).
+
+    Change tracking: a cell whose own slots and whose four neighbours' slots did not change in the
+    previous step would reproduce its state, which the write buffer already holds (see "Work
+    skipping" in the module docstring); the block starting at column 0 resets the row's change
+    summary. Errors are recorded per row in ``report``; the columns of a row are processed in
+    blocks, in increasing order and by one thread.
+
+    The cell loop is written out here rather than in a per-cell function: numba
+    reference-counts every array bound inside a function (atomic operations), which, done per
+    cell, cost more than the update itself (measured 1.8× slower).
     """
-    Ku = _U(S - 1)
+    w = 1 - r
+    ny, nx, stride = slots.ny, slots.nx, slots.stride
+    capacity = _U(stride - 1)
+    index, value, flag, row_flag = slots.index, slots.value, slots.changed, slots.row_changed
+    dt_mobility, kappa, weight, tilt = (physics.dt_mobility, physics.kappa, physics.weight,
+                                        physics.tilt)
+    alpha, beta, gamma, spacing_sq = physics.alpha, physics.beta, physics.gamma, physics.spacing_sq
+    prune, force = sweep.prune, sweep.force
     jd = j - 1 if j > 0 else j                   # zero flux at the substrate: ghost = self
     # Zero flux above ``ghost_row`` (the domain top, or the front when it is a closed boundary);
     # below it the row above may be undeposited: its empty slots read as φ = 0.
-    ju = j + 1 if j < ghost_row else j
+    ju = j + 1 if j < sweep.ghost_row else j
     if i0 == 0:
-        rowchg[w, j] = 0
-    if not force and rowchg[r, jd] == 0 and rowchg[r, j] == 0 and rowchg[r, ju] == 0:
+        row_flag[w, j] = 0
+    fw = (w * ny + j) * nx          # flag offsets of row j (write) and rows j, j+1, j−1 (read)
+    if not force and row_flag[r, jd] == 0 and row_flag[r, j] == 0 and row_flag[r, ju] == 0:
         # Nothing in rows j-1..j+1 changed in the previous step: row j is static, and the write
         # buffer already holds it. Only clear the stale flags of the write buffer.
-        fw = (w * ny + j) * nx
         for i in range(i0, i1):
-            chg[_U(fw + i)] = 0
+            flag[_U(fw + i)] = 0
         return
-    two_gamma = 2.0 * gamma
-    row_changed = 0
-    ncomp = 0
-    fr = (r * ny + j) * nx          # flag offsets of rows j, j+1, j−1 (read) and j (write)
+    fr = (r * ny + j) * nx
     fru = (r * ny + ju) * nx
     frd = (r * ny + jd) * nx
-    fw = (w * ny + j) * nx
+    n_computed = 0
     for i in range(i0, i1):
         il = i - 1 if i > 0 else nx - 1
         ir = i + 1 if i < nx - 1 else 0
-        if not force and (chg[_U(fr + i)] | chg[_U(fr + il)] | chg[_U(fr + ir)]
-                          | chg[_U(fru + i)] | chg[_U(frd + i)]) == 0:
-            chg[_U(fw + i)] = 0
+        if not force and (flag[_U(fr + i)] | flag[_U(fr + il)] | flag[_U(fr + ir)]
+                          | flag[_U(fru + i)] | flag[_U(frd + i)]) == 0:
+            flag[_U(fw + i)] = 0
             continue
-        ncomp += 1
+        n_computed += 1
         # Slot offsets (unsigned, so that numba emits no negative-index wraparound code): self,
         # x−1, x+1, y+1, y−1, and the output cell in the write buffer.
-        c0 = _U((fr + i) * S)
-        c1 = _U((fr + il) * S)
-        c2 = _U((fr + ir) * S)
-        c3 = _U((fru + i) * S)
-        c4 = _U((frd + i) * S)
-        cw = _U((fw + i) * S)
-        sumsq = 0.0
+        c0 = _U((fr + i) * stride)
+        c1 = _U((fr + il) * stride)
+        c2 = _U((fr + ir) * stride)
+        c3 = _U((fru + i) * stride)
+        c4 = _U((frd + i) * stride)
+        cw = _U((fw + i) * stride)
+        sum_sq = 0.0
+        sum_weighted_sq = 0.0
         p0 = c0
-        while idx[p0] >= 0:
-            v = val[p0]
-            sumsq += v * v
+        while index[p0] >= 0:
+            v = value[p0]
+            sq = v * v
+            sum_sq += sq
+            sum_weighted_sq += weight[np.uint32(index[p0])] * sq
             p0 += _ONE
-        nself = p0 - c0
-        out = _ZERO
-        changed = False
-        # Fast path: the five cells list the same grains (grain interiors, smooth tails) —
-        # the merge reduces to a slot-by-slot sweep.
+        n_self = p0 - c0
+        # Fast path: the five cells list the same grains (grain interiors, smooth tails) — the
+        # merge reduces to a slot-by-slot sweep.
         uniform = True
         k = _ZERO
         while True:                       # up to and including the terminating −1
-            g = idx[c0 + k]
-            if idx[c1 + k] != g or idx[c2 + k] != g or idx[c3 + k] != g or idx[c4 + k] != g:
+            g = index[c0 + k]
+            if (index[c1 + k] != g or index[c2 + k] != g or index[c3 + k] != g
+                    or index[c4 + k] != g):
                 uniform = False
                 break
             if g < 0:
                 break
             k += _ONE
+        out = _ZERO
+        changed = False
         if uniform:
-            for k in range(nself):
-                u = np.uint32(idx[c0 + k])
-                phi = val[c0 + k]
+            for k in range(n_self):
+                u = np.uint32(index[c0 + k])
+                phi = value[c0 + k]
                 # Neighbour sum in the dense reference's order: (x−1 + x+1) + y+1 + y−1.
-                nb = (val[c1 + k] + val[c2 + k]) + val[c3 + k]
-                nb += val[c4 + k]
-                new = _updated(phi, nb, sumsq, dtmob[u], kap[u], alpha, beta, two_gamma, wgt, h2)
+                nb = (value[c1 + k] + value[c2 + k]) + value[c3 + k]
+                nb += value[c4 + k]
+                new = _explicit_euler_update(phi, nb, sum_sq, sum_weighted_sq, dt_mobility[u],
+                                             kappa[u], weight[u], tilt[u], alpha, beta, gamma,
+                                             spacing_sq)
                 if not np.isfinite(new):
-                    _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, u, new)
+                    _record_nonfinite(report, j, i, u, new)
                     return
                 if new == 0.0 or abs(new) < prune:
                     continue
-                g = np.int32(u)
-                if idx[c0 + out] != g or val[c0 + out] != new:
+                g = np.int32(u)          # out ≤ k < n_self ≤ capacity: always fits
+                if index[c0 + out] != g or value[c0 + out] != new:
                     changed = True
-                idx[cw + out] = g
-                val[cw + out] = new
+                index[cw + out] = g
+                value[cw + out] = new
                 out += _ONE
         else:
             # Five-way merge, branch-free: an empty slot (−1) read as unsigned is the largest
@@ -259,11 +340,11 @@ def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row, d
             p2 = c2
             p3 = c3
             p4 = c4
-            u0 = np.uint32(idx[p0])
-            u1 = np.uint32(idx[p1])
-            u2 = np.uint32(idx[p2])
-            u3 = np.uint32(idx[p3])
-            u4 = np.uint32(idx[p4])
+            u0 = np.uint32(index[p0])
+            u1 = np.uint32(index[p1])
+            u2 = np.uint32(index[p2])
+            u3 = np.uint32(index[p3])
+            u4 = np.uint32(index[p4])
             while True:
                 u = min(min(u0, u1), min(min(u2, u3), u4))
                 if u == _EMPTY_KEY:
@@ -274,13 +355,12 @@ def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row, d
                 m3 = u3 == u
                 m4 = u4 == u
                 # Load unconditionally (in bounds thanks to the sentinel), then select: absent
-                # grains contribute exact zeros, as in the dense reference, whose neighbour sum
-                # order is kept: (x−1 + x+1) + y+1 + y−1.
-                v0 = val[p0]
-                v1 = val[p1]
-                v2 = val[p2]
-                v3 = val[p3]
-                v4 = val[p4]
+                # grains contribute exact zeros, as in the dense reference.
+                v0 = value[p0]
+                v1 = value[p1]
+                v2 = value[p2]
+                v3 = value[p3]
+                v4 = value[p4]
                 phi = v0 if m0 else 0.0
                 nb = (v1 if m1 else 0.0) + (v2 if m2 else 0.0)
                 nb += v3 if m3 else 0.0
@@ -290,113 +370,100 @@ def _process_row(idx, val, chg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row, d
                 p2 += _U(m2)
                 p3 += _U(m3)
                 p4 += _U(m4)
-                u0 = np.uint32(idx[p0])
-                u1 = np.uint32(idx[p1])
-                u2 = np.uint32(idx[p2])
-                u3 = np.uint32(idx[p3])
-                u4 = np.uint32(idx[p4])
-                new = _updated(phi, nb, sumsq, dtmob[u], kap[u], alpha, beta, two_gamma, wgt, h2)
+                u0 = np.uint32(index[p0])
+                u1 = np.uint32(index[p1])
+                u2 = np.uint32(index[p2])
+                u3 = np.uint32(index[p3])
+                u4 = np.uint32(index[p4])
+                new = _explicit_euler_update(phi, nb, sum_sq, sum_weighted_sq, dt_mobility[u],
+                                             kappa[u], weight[u], tilt[u], alpha, beta, gamma,
+                                             spacing_sq)
                 if not np.isfinite(new):
-                    _record_nonfinite(err_code, err_col, err_grain, err_value, j, i, u, new)
+                    _record_nonfinite(report, j, i, u, new)
                     return
                 if new == 0.0 or abs(new) < prune:
                     continue
-                if out < Ku:
+                if out < capacity:
                     g = np.int32(u)
-                    if idx[c0 + out] != g or val[c0 + out] != new:
+                    if index[c0 + out] != g or value[c0 + out] != new:
                         changed = True
-                    idx[cw + out] = g
-                    val[cw + out] = new
+                    index[cw + out] = g
+                    value[cw + out] = new
                 out += _ONE
-        if out > Ku:
-            err_code[j] = _OVERFLOW
-            err_col[j] = i
-            err_need[j] = np.int64(out)
+        if out > capacity:
+            report.code[j] = _OVERFLOW
+            report.column[j] = i
+            report.needed[j] = np.int64(out)
             return
-        if out != nself:
+        if out != n_self:
             changed = True
         p0 = cw + out
-        while idx[p0] >= 0:     # clear what is left of the old list (stops at the sentinel)
-            idx[p0] = -1
-            val[p0] = 0.0
+        while index[p0] >= 0:     # clear what is left of the old list (stops at the sentinel)
+            index[p0] = -1
+            value[p0] = 0.0
             p0 += _ONE
         if changed:
-            chg[_U(fw + i)] = 1
-            row_changed = 1
+            flag[_U(fw + i)] = 1
+            # Written per changed cell, not once after the loop from a flag: numba 0.68 lowered
+            # that later store to nothing (it released `row_flag` before it, also with
+            # NUMBA_OPT=0), leaving the row summary 0 and rows wrongly skipped. The tests of
+            # exact skipping and sparse = dense catch such a regression.
+            row_flag[w, j] = 1
         else:
-            chg[_U(fw + i)] = 0
-    if row_changed:
-        rowchg[w, j] = 1
-    computed[j] += ncomp
+            flag[_U(fw + i)] = 0
+    report.computed[j] += n_computed
 
 
 @njit(cache=True)
-def _first_error(err_code, active_rows):
+def _first_error(code, active_rows):
     for j in range(active_rows):
-        if err_code[j] != _OK:
+        if code[j] != _OK:
             return j
     return -1
 
 
-@njit(cache=True)
-def _advance_serial(idx, val, chg, rowchg, cur, n_steps, active_rows, ghost_row, dtmob, kap, alpha, beta,
-                    gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
-                    err_value, computed, width):
-    """Serial driver on the (2, ny, nx, S) arrays; returns the 0-based failing step or −1.
-
-    Column blocks of ``width`` columns outside, rows inside: rows j−1 … j+1 of a block are still
-    in cache when row j is updated, also on wide grids.
-    """
-    ny, nx, S = idx.shape[1], idx.shape[2], idx.shape[3]
-    fidx = idx.reshape(-1)
-    fval = val.reshape(-1)
-    fchg = chg.reshape(-1)
-    for s in range(n_steps):
-        r = (cur + s) & 1
-        w = 1 - r
-        for i0 in range(0, nx, width):
-            i1 = min(nx, i0 + width)
-            for j in range(active_rows):
-                _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S, ghost_row,
-                             dtmob, kap, alpha, beta, gamma, wgt, h2, prune, force, err_code,
-                             err_col, err_grain, err_need, err_value, computed)
-                if err_code[j] != _OK:
-                    return s
-    return -1
+@njit
+def _sweep_rows(slots, physics, sweep, report, r, first_row, row_step):
+    """One step for rows first_row, first_row + row_step, … : column blocks outside, rows inside,
+    so that rows j−1 … j+1 of a block are still in cache when row j is updated. Stops at the
+    first row that records an error."""
+    nx = slots.nx
+    for i0 in range(0, nx, sweep.block_width):
+        i1 = min(nx, i0 + sweep.block_width)
+        for j in range(first_row, sweep.active_rows, row_step):
+            _process_row(slots, physics, sweep, report, r, j, i0, i1)
+            if report.code[j] != _OK:
+                return
 
 
-@njit(cache=True, parallel=True)
-def _advance_parallel(idx, val, chg, rowchg, cur, n_steps, active_rows, ghost_row, dtmob, kap, alpha, beta,
-                      gamma, wgt, h2, prune, force, err_code, err_col, err_grain, err_need,
-                      err_value, computed, width, n_chunks):
-    """Parallel driver: rows interleaved over ``n_chunks`` chunks; returns failing step or −1.
+def _compile_drivers(physics_digest):
+    """The serial and the parallel driver; both return the 0-based failing step or −1."""
 
-    Every row belongs to one chunk (thread), which processes its column blocks in order.
-    """
-    ny, nx, S = idx.shape[1], idx.shape[2], idx.shape[3]
-    fidx = idx.reshape(-1)
-    fval = val.reshape(-1)
-    fchg = chg.reshape(-1)
-    for s in range(n_steps):
-        r = (cur + s) & 1
-        w = 1 - r
-        for t in prange(n_chunks):
-            failed = False
-            for i0 in range(0, nx, width):
-                if failed:
-                    break
-                i1 = min(nx, i0 + width)
-                for j in range(t, active_rows, n_chunks):
-                    _process_row(fidx, fval, fchg, rowchg, r, w, j, i0, i1, ny, nx, S,
-                                 ghost_row, dtmob, kap, alpha, beta, gamma, wgt, h2, prune,
-                                 force, err_code, err_col, err_grain, err_need, err_value,
-                                 computed)
-                    if err_code[j] != _OK:
-                        failed = True
-                        break
-        if _first_error(err_code, active_rows) >= 0:
-            return s
-    return -1
+    @njit(cache=True)
+    def advance_serial(slots, physics, sweep, report, cur, n_steps):
+        physics_digest                       # noqa: B018 — part of numba's cache key
+        for s in range(n_steps):
+            _sweep_rows(slots, physics, sweep, report, (cur + s) & 1, 0, 1)
+            if _first_error(report.code, sweep.active_rows) >= 0:
+                return s
+        return -1
+
+    @njit(cache=True, parallel=True)
+    def advance_parallel(slots, physics, sweep, report, cur, n_steps, n_chunks):
+        """Rows interleaved over ``n_chunks`` chunks (threads), so that the busy rows near the
+        deposition front are shared."""
+        physics_digest                       # noqa: B018 — part of numba's cache key
+        for s in range(n_steps):
+            for t in prange(n_chunks):
+                _sweep_rows(slots, physics, sweep, report, (cur + s) & 1, t, n_chunks)
+            if _first_error(report.code, sweep.active_rows) >= 0:
+                return s
+        return -1
+
+    return advance_serial, advance_parallel
+
+
+_advance_serial, _advance_parallel = _compile_drivers(_PHYSICS_DIGEST)
 
 
 @njit(cache=True)
@@ -801,11 +868,11 @@ class SparseField:
             self._rowchg[r, lo:hi] = 1
         self._last = (active_rows, params)
 
-    def advance(self, n_steps: int, dt: float, active_rows: int, mobility: np.ndarray,
-                kappa: np.ndarray, landau: Landau, spacing: float = 1.0,
-                prune_threshold: float = 1e-8, threads: int | None = None,
-                skip_static: bool = True, open_front: bool = False) -> None:
-        """Take ``n_steps`` explicit-Euler steps of ``dt`` (paper Eq. S12–S13), in place.
+    def advance(self, n_steps: int, dt: float, active_rows: int, grains: GrainParameters,
+                landau: Landau, spacing: float = 1.0, prune_threshold: float = 1e-8,
+                threads: int | None = None, skip_static: bool = True,
+                open_front: bool = False) -> None:
+        """Take ``n_steps`` explicit-Euler steps of ``dt`` (paper Eq. S12–S13, generalised), in place.
 
         Parameters
         ----------
@@ -813,13 +880,13 @@ class SparseField:
             Number of steps.
         dt : float
             Time step (the caller is responsible for stability, see
-            :func:`softgrain.parameters.stable_time_step`).
+            :func:`softgrain.phasefield.mapping.stable_time_step`).
         active_rows : int
             Rows 0 … active_rows−1 are deposited and updated.
-        mobility, kappa : numpy.ndarray
-            L_q and κ_q of every grain (length ≥ largest grain index + 1).
+        grains : GrainParameters
+            L_q, κ_q, w_q and g_q of every grain (at least largest grain index + 1 entries).
         landau : Landau
-            Coefficients of f0 and its weight w.
+            α, β, γ of the Landau polynomial (its ``w`` is not used: the weights are per grain).
         spacing : float
             Grid spacing h in the Laplacian.
         prune_threshold : float
@@ -857,18 +924,18 @@ class SparseField:
             raise ValueError(f"spacing must be positive and finite, got {spacing}")
         if not (np.isfinite(prune_threshold) and prune_threshold >= 0):
             raise ValueError(f"prune_threshold must be ≥ 0, got {prune_threshold}")
-        mob = np.ascontiguousarray(mobility, dtype=np.float64)
-        kap = np.ascontiguousarray(kappa, dtype=np.float64)
-        if mob.ndim != 1 or kap.ndim != 1:
-            raise ValueError("mobility and kappa must be 1-D per-grain arrays")
-        if min(len(mob), len(kap)) <= self._max_grain:
-            raise ValueError(f"mobility/kappa have {len(mob)}/{len(kap)} entries, but the field holds "
-                             f"grain {self._max_grain}")
+        if not isinstance(grains, GrainParameters):
+            raise TypeError(f"grains must be a GrainParameters, got {type(grains).__name__}")
+        if len(grains) <= self._max_grain:
+            raise ValueError(f"grains has {len(grains)} entries, but the field holds grain "
+                             f"{self._max_grain}")
         if n_steps == 0 or active_rows == 0:
             return
+        physics = _Physics(float(dt) * grains.mobility, grains.kappa, grains.weight, grains.tilt,
+                           float(landau.alpha), float(landau.beta), float(landau.gamma),
+                           float(spacing) * float(spacing))
         params = (float(dt), float(spacing), float(prune_threshold),
-                  (landau.alpha, landau.beta, landau.gamma, landau.w), mob.copy(), kap.copy(),
-                  bool(open_front))
+                  (landau.alpha, landau.beta, landau.gamma), grains, bool(open_front))
         n_threads = numba.get_num_threads() if threads is None else max(1, int(threads))
         n_threads = min(n_threads, numba.config.NUMBA_NUM_THREADS, active_rows)
         if active_rows * nx < _MIN_PARALLEL_CELLS:
@@ -878,51 +945,47 @@ class SparseField:
         done = 0
         while done < n_steps:
             self._prepare(active_rows, params)
-            err_code = np.zeros(ny, dtype=np.int8)
-            err_col = np.zeros(ny, dtype=np.int64)
-            err_grain = np.zeros(ny, dtype=np.int64)
-            err_need = np.zeros(ny, dtype=np.int64)
-            err_value = np.zeros(ny, dtype=np.float64)
-            computed = np.zeros(ny, dtype=np.int64)
-            args = (self._idx, self._val, self._chg, self._rowchg, self._cur, n_steps - done,
-                    active_rows, ny - 1 if open_front else active_rows - 1, float(dt) * mob, kap, float(landau.alpha), float(landau.beta),
-                    float(landau.gamma), float(landau.w), float(spacing) * float(spacing),
-                    float(prune_threshold), not skip_static, err_code, err_col, err_grain,
-                    err_need, err_value, computed, _block_width(nx, self.capacity + 1))
+            report = _Report(np.zeros(ny, dtype=np.int8), np.zeros(ny, dtype=np.int64),
+                             np.zeros(ny, dtype=np.int64), np.zeros(ny, dtype=np.int64),
+                             np.zeros(ny, dtype=np.float64), np.zeros(ny, dtype=np.int64))
+            slots = _Slots(self._idx.reshape(-1), self._val.reshape(-1), self._chg.reshape(-1),
+                           self._rowchg, ny, nx, self.capacity + 1)
+            sweep = _Sweep(active_rows, ny - 1 if open_front else active_rows - 1,
+                           float(prune_threshold), not skip_static,
+                           _block_width(nx, self.capacity + 1))
             if n_threads > 1:
                 previous = numba.get_num_threads()
                 numba.set_num_threads(n_threads)
                 try:
-                    failed = _advance_parallel(*args, n_threads)
+                    failed = _advance_parallel(slots, physics, sweep, report, self._cur,
+                                               n_steps - done, n_threads)
                 finally:
                     numba.set_num_threads(previous)
             else:
-                failed = _advance_serial(*args)
-            del args                # no reference to the buffers may outlive a resize below
+                failed = _advance_serial(slots, physics, sweep, report, self._cur, n_steps - done)
+            del slots               # no reference to the buffers may outlive a resize below
             ran = n_steps - done if failed < 0 else failed
             self.stats["steps"] += ran
             self.stats["cell_steps"] += ran * active_rows * nx
-            self.stats["computed_cell_steps"] += int(computed.sum())
+            self.stats["computed_cell_steps"] += int(report.computed.sum())
             self._cur = (self._cur + ran) & 1
             if failed < 0:
                 return
             # The failing step wrote part of the other buffer: re-synchronise before going on.
             self._needs_sync = True
             self._last = None
-            row = _first_error(err_code, active_rows)
-            col = int(err_col[row])
+            row = _first_error(report.code, active_rows)
+            col = int(report.column[row])
             step = done + failed + 1
-            if err_code[row] == _NONFINITE:
-                grain = int(err_grain[row])
+            if report.code[row] == _NONFINITE:
+                grain = int(report.grain[row])
                 raise SimulationError(
-                    f"non-finite order parameter ({err_value[row]}) at step {step} of this advance "
-                    f"call: grain {grain}, cell (y={row}, x={col}); the field holds the state "
-                    f"before that step")
-            needed = int(err_need.max())
-            self._grow(needed, step, (row, col))
+                    f"non-finite order parameter ({report.value[row]}) at step {step} of this "
+                    f"advance call: grain {grain}, cell (y={row}, x={col}); the field holds the "
+                    f"state before that step")
+            self._grow(int(report.needed.max()), step, (row, col))
             done += failed
 
 
 def _same_params(a: tuple, b: tuple) -> bool:
-    return (a[:4] == b[:4] and np.array_equal(a[4], b[4]) and np.array_equal(a[5], b[5])
-            and a[6:] == b[6:])
+    return a[:4] == b[:4] and a[4].same_as(b[4]) and a[5:] == b[5:]

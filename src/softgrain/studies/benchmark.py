@@ -50,6 +50,7 @@ from softgrain.config import load_config
 from softgrain.phasefield import sparse
 from softgrain.phasefield.dense import allen_cahn_step_dense
 from softgrain.phasefield.energy import Landau
+from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.solver import Simulation
 from softgrain.phasefield.sparse import SparseField, set_num_threads
 from softgrain.setup import build
@@ -137,8 +138,8 @@ def _warm_up(params: KernelParameters) -> None:
     sparse._MIN_PARALLEL_CELLS = 0          # make the tiny grid take the parallel path too
     try:
         for threads in (1, 2):
-            f.advance(2, params.dt, 4, np.ones(1), np.ones(1), params.landau, params.spacing,
-                      threads=threads)
+            f.advance(2, params.dt, 4, GrainParameters.paper(np.ones(1), np.ones(1)),
+                      params.landau, params.spacing, threads=threads)
     finally:
         sparse._MIN_PARALLEL_CELLS = saved
     f.labels()
@@ -155,8 +156,8 @@ def grown_state(shape: tuple[int, int], n_grains: int, params: KernelParameters,
     labels = voronoi_labels(shape, n_grains, seed)
     _, mob, kap = params.grains(n_grains, seed + 1)
     field = SparseField.from_labels(labels, max_capacity=max_capacity)
-    field.advance(grow_steps, params.dt, shape[0], mob, kap, params.landau, params.spacing,
-                  prune_threshold=prune_threshold, threads=threads)
+    field.advance(grow_steps, params.dt, shape[0], GrainParameters.paper(mob, kap, params.landau.w),
+                  params.landau, params.spacing, prune_threshold=prune_threshold, threads=threads)
     if headroom:
         field.resize(min(max_capacity, field.capacity + headroom))
     return field, mob, kap
@@ -179,8 +180,9 @@ def time_sparse(field, n_steps: int, params: KernelParameters, mob: np.ndarray, 
     for _ in range(repeats):
         trial = field.copy() if copy else field
         wall, cpu = time.perf_counter(), time.process_time()
-        trial.advance(n_steps, params.dt, rows, mob, kap, params.landau, params.spacing,
-                      prune_threshold=prune_threshold, threads=threads)
+        trial.advance(n_steps, params.dt, rows, GrainParameters.paper(mob, kap, params.landau.w),
+                      params.landau, params.spacing, prune_threshold=prune_threshold,
+                      threads=threads)
         best_wall = min(best_wall, time.perf_counter() - wall)
         best_cpu = min(best_cpu, time.process_time() - cpu)
         last = trial
@@ -204,13 +206,14 @@ def time_dense(phi: np.ndarray, n_steps: int, params: KernelParameters, mob: np.
                repeats: int = 1) -> tuple[dict, np.ndarray]:
     """Best-of-``repeats`` time of ``n_steps`` dense NumPy steps from ``phi`` (and the end state)."""
     rows = phi.shape[1] if active_rows is None else active_rows
+    grains = GrainParameters.paper(mob, kap, params.landau.w)
     best_wall = best_cpu = float("inf")
     work = None
     for _ in range(repeats):
         work = phi.copy()
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n_steps):
-            allen_cahn_step_dense(work, mob, kap, params.landau, params.dt, rows, params.spacing)
+            allen_cahn_step_dense(work, grains, params.landau, params.dt, rows, params.spacing)
         best_wall = min(best_wall, time.perf_counter() - wall)
         best_cpu = min(best_cpu, time.process_time() - cpu)
     cells = rows * phi.shape[2]
