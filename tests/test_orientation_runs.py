@@ -106,7 +106,8 @@ def test_three_label_mode_keeps_the_label_draw_and_gives_each_grain_its_label():
     inputs = _quiet_build(config)
     direct = nucleate((config.grid.ny, config.grid.nx), config.nucleation.count, config.nucleation.rows,
                       config.nucleation.radius_cells, len(ORIENTATIONS), config.run.seed,
-                      allowed_orientations=np.arange(3))
+                      allowed_orientations=np.arange(3), layer=config.nucleation.layer,
+                      min_spacing_cells=config.nucleation.min_spacing_cells)
     np.testing.assert_array_equal(inputs.nucleation.labels, direct.labels)
     np.testing.assert_array_equal(inputs.nucleation.grain_orientation, direct.grain_orientation)
     classes = ori.classify(ori.growth_directions(inputs.grain_quaternion), 1e-6)
