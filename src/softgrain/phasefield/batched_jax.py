@@ -15,7 +15,8 @@ XLA program on CPU or GPU.
 Boundaries are exactly those of the dense reference
 (:func:`softgrain.phasefield.dense.neighbour_sum_dense`): periodic in x, zero flux at the substrate
 (row 0); at the last deposited row either zero flux or, with an open front, φ = 0 in the
-undeposited row above; the top of the domain is always zero flux. Rows at and above the front
+undeposited row above (per run: a front may open only once the run's deposit is thick enough);
+the top of the domain is always zero flux. Rows at and above the front
 hold φ = 0 and are not updated.
 
 Speed
@@ -190,7 +191,7 @@ def _neighbour_sum(phi, row_index, reflect_row):
     """Σ of the four neighbours of every cell of the block (B, rows, nx, n), with the boundaries
     of :func:`~softgrain.phasefield.dense.neighbour_sum_dense`: periodic in x, zero flux at row 0,
     φ = 0 above the block's top row, and zero flux (ghost = the row itself) at ``reflect_row``
-    (the last deposited row unless the front is open; −1 for none)."""
+    (B, 1, 1, 1), per run: the last deposited row unless that run's front is open (−1 then)."""
     zero_row = jnp.zeros_like(phi[:, :1])
     up = jnp.concatenate([phi[:, 1:], zero_row], axis=1)
     up = jnp.where(row_index == reflect_row, phi, up)
@@ -221,6 +222,7 @@ def _advance_segment(phi, n_steps, active_rows, reflect_row, dt_mobility, kappa,
     block = phi[:, :rows]
     row_index = jnp.arange(rows)[:, None, None]
     coefficients = tuple(c[:, None, None, :] for c in (dt_mobility, kappa, weight, tilt))
+    reflect_row = reflect_row[:, None, None, None]
 
     def body(_, state):
         return _step(state, row_index, active_rows, reflect_row, coefficients, alpha, beta,
@@ -241,6 +243,7 @@ def _advance_segment_masked(phi, n_outer, max_substeps, run_substeps, active_row
     row_index = jnp.arange(rows)[:, None, None]
     coefficients = tuple(c[:, None, None, :] for c in (dt_mobility, kappa, weight, tilt))
     own = run_substeps[:, None, None, None]
+    reflect_row = reflect_row[:, None, None, None]
 
     def inner(k, state):
         new = _step(state, row_index, active_rows, reflect_row, coefficients, alpha, beta, gamma,
@@ -394,7 +397,18 @@ class BatchedField:
         """The field on the device, (B, ny, nx, n_slots) — grains last; slots per ``grain_ids``."""
         return self._phi
 
-    def advance(self, n_steps: int, active_rows: int, *, on_nonfinite: str = "raise") -> None:
+    def _reflect_rows(self, active_rows: int, open_runs) -> np.ndarray:
+        """(B,) row with a zero-flux ghost per run: the last deposited row, or −1 where the run's
+        front is open (it reads φ = 0 above); the domain top is always zero flux."""
+        ny = self.shape[0]
+        if open_runs is None:
+            open_runs = self.params.open_front
+        open_runs = np.broadcast_to(np.asarray(open_runs, dtype=bool), (self.batch_size,))
+        reflect = ~open_runs | (active_rows == ny)
+        return jax.device_put(np.where(reflect, active_rows - 1, -1).astype(np.int32), self.device)
+
+    def advance(self, n_steps: int, active_rows: int, *, on_nonfinite: str = "raise",
+                open_runs=None) -> None:
         """Take ``n_steps`` explicit-Euler steps with ``active_rows`` rows deposited.
 
         Parameters
@@ -406,6 +420,10 @@ class BatchedField:
         on_nonfinite : "raise" or "record"
             When a run's field turns non-finite: raise :class:`SimulationError` naming the runs,
             or only mark them in ``failed`` (the other runs are independent and stay valid).
+        open_runs : bool or (B,) array of bool, optional
+            Whose deposition front faces empty space in these steps (default
+            ``params.open_front`` for all; a front closed until the deposit is thick enough,
+            ``ModelInputs.front_is_open``, differs between runs).
         """
         ny = self.shape[0]
         active_rows = int(active_rows)
@@ -418,11 +436,9 @@ class BatchedField:
         if n_steps == 0:
             return
         rows = bucket_rows(active_rows, ny)
-        # The open front reads φ = 0 above the last deposited row; the domain top is zero flux.
-        reflect = (not self.params.open_front) or active_rows == ny
-        reflect_row = active_rows - 1 if reflect else -1
         self._phi, finite = _advance_segment(
-            self._phi, n_steps, active_rows, reflect_row, *self._coefficients, *self._landau,
+            self._phi, n_steps, active_rows, self._reflect_rows(active_rows, open_runs),
+            *self._coefficients, *self._landau,
             rows=rows, spacing_sq=self.params.spacing * self.params.spacing)
         start = self.steps_done
         self.steps_done += n_steps
@@ -430,15 +446,17 @@ class BatchedField:
         self._check_finite(finite, start, active_rows, on_nonfinite, self.run_steps - n_steps)
 
     def advance_outer(self, n_outer: int, active_rows: int, substeps, *,
-                      on_nonfinite: str = "raise") -> None:
+                      on_nonfinite: str = "raise", open_runs=None) -> None:
         """``n_outer`` outer steps; run b takes ``substeps[b]`` inner steps of each (its
         ``params.dt_mobility`` built with Δt/substeps[b]), the others of the outer step leave it
-        unchanged. Equal counts take the unmasked path of :meth:`advance`."""
+        unchanged. Equal counts take the unmasked path of :meth:`advance`; ``open_runs`` as
+        there."""
         counts = np.broadcast_to(np.asarray(substeps, dtype=np.int32), (self.batch_size,))
         if counts.min() < 1:
             raise UserInputError(f"substeps must be ≥ 1, got {counts.min()}")
         if counts.min() == counts.max():
-            self.advance(n_outer * int(counts[0]), active_rows, on_nonfinite=on_nonfinite)
+            self.advance(n_outer * int(counts[0]), active_rows, on_nonfinite=on_nonfinite,
+                         open_runs=open_runs)
             return
         ny = self.shape[0]
         active_rows = int(active_rows)
@@ -448,10 +466,10 @@ class BatchedField:
             raise UserInputError(f"on_nonfinite must be 'raise' or 'record', got {on_nonfinite!r}")
         if n_outer <= 0:
             return
-        reflect = (not self.params.open_front) or active_rows == ny
         self._phi, finite = _advance_segment_masked(
             self._phi, int(n_outer), int(counts.max()), jax.device_put(counts, self.device),
-            active_rows, active_rows - 1 if reflect else -1, *self._coefficients, *self._landau,
+            active_rows, self._reflect_rows(active_rows, open_runs), *self._coefficients,
+            *self._landau,
             rows=bucket_rows(active_rows, ny), spacing_sq=self.params.spacing * self.params.spacing)
         start = self.steps_done
         self.steps_done += int(n_outer * counts.max())
@@ -555,7 +573,8 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
                      on_nonfinite: str = "raise",
                      on_snapshot: Callable[[BatchSnapshot], None] | None = None,
                      upkeep_every: int | None = None,
-                     upkeep: Callable[[int], np.ndarray | None] | None = None) -> list[BatchSnapshot]:
+                     upkeep: Callable[[int], np.ndarray | None] | None = None,
+                     open_from_rows=0) -> list[BatchSnapshot]:
     """Advance ``field`` from outer step ``start_step`` to ``stop_step`` along ``front``.
 
     Mirrors :meth:`softgrain.phasefield.solver.Simulation.advance_to`: segments end at row
@@ -577,6 +596,10 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
     upkeep_every, upkeep :
         ``upkeep(step)`` every ``upkeep_every`` outer steps (adaptive sub-steps: it may change
         the field's parameters and return the new (B,) sub-step counts, or None for no change).
+    open_from_rows : int or (B,) array
+        An open front (``params.open_front``) stays zero-flux while fewer rows are deposited
+        (per run; ``ModelInputs.open_front_from_rows``). Rows change only at activations, where
+        segments end.
 
     Returns
     -------
@@ -592,6 +615,7 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
         if every is not None and every < 1:
             raise UserInputError(f"{name} must be ≥ 1, got {every}")
     intervals = [e for e in (compact_every, upkeep_every if upkeep else None) if e is not None]
+    opens_from = np.broadcast_to(np.asarray(open_from_rows, dtype=np.int64), counts.shape)
     snapshots_wanted = sorted({int(s) for s in snapshot_steps if start_step < s <= stop_step})
     activations = front.activation_steps()
     taken: list[BatchSnapshot] = []
@@ -609,7 +633,9 @@ def advance_schedule(field: BatchedField, front: DepositionFront, stop_step: int
             candidates.append(int(later[0]))
         candidates += [(step // every + 1) * every for every in intervals]
         stop = min(candidates)
-        field.advance_outer(stop - step, front.active_rows(step), counts, on_nonfinite=on_nonfinite)
+        rows = front.active_rows(step)
+        field.advance_outer(stop - step, rows, counts, on_nonfinite=on_nonfinite,
+                            open_runs=field.params.open_front & (rows >= opens_from))
         step = stop
         if step in snapshots_wanted:
             rows = front.active_rows(step)
@@ -643,8 +669,8 @@ def batch_parameters(grains: Sequence[GrainParameters], n_grains: int, dt_inner:
 
 def batch_key(inputs: ModelInputs) -> tuple:
     """What runs must share to be one batch: grid, time step and end, snapshots, front, Landau
-    α β γ, precision and upkeep. (Grain counts, per-grain constants, nuclei and sub-step counts
-    may differ.)"""
+    α β γ, precision and upkeep. (Grain counts, per-grain constants, nuclei, sub-step counts and
+    the deposit thickness from which an open front opens may differ.)"""
     landau = inputs.landau
     return (inputs.shape, inputs.laplacian_spacing, inputs.dt_s, inputs.total_steps,
             tuple(inputs.snapshot_steps), inputs.front, inputs.open_front,
@@ -730,7 +756,8 @@ def run_batch(runs: Sequence[ModelInputs], *, device=None) -> list[BatchRunResul
         field, first.front, first.total_steps, substeps=counts,
         snapshot_steps=first.snapshot_steps, compact_every=first.compaction_every,
         on_nonfinite="record", upkeep_every=first.adaptive_every,
-        upkeep=upkeep if first.adaptive_every else None, on_snapshot=note_failures)
+        upkeep=upkeep if first.adaptive_every else None, on_snapshot=note_failures,
+        open_from_rows=np.array([r.open_front_from_rows for r in runs]))
     results = []
     for b in range(len(runs)):
         # A failed run keeps the snapshots taken before the failure was seen.
