@@ -51,7 +51,7 @@ cat "$OUT/environment.txt"
 bench=(bench --backend jax --json)
 map=(phase-map --resolution 20 --seeds 5)
 if [[ "$TINY" == 1 ]]; then
-  bench+=(--quick)
+  bench+=(--quick --batches 1 2)
   map=(phase-map --resolution 2 --seeds 2 --set grid.nx=40 --set grid.ny=16
        --set nucleation.count=10 --set run.end_time_s=10.0 --set deposition.crossing_time_s=10.0
        --set 'run.snapshot_times_s=[10.0]')

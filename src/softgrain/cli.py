@@ -589,7 +589,7 @@ def _load_run(folder: Path):
         raise
 
 
-@app.command("bench")
+@app.command("bench", cls=GreedyListCommand)
 def bench_command(
     json_output: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     quick: bool = typer.Option(False, "--quick", help="fewer steps: a smoke run with noisy numbers"),
@@ -598,6 +598,8 @@ def bench_command(
     preset: str = typer.Option("li-solid", "--preset", help="preset giving L_q, κ_q and Δt"),
     backend: Optional[str] = typer.Option(None, "--backend", metavar="jax",
                                           help="jax: paper runs per second of the batched JAX kernel (batches 1, 16, 64, 256) and of the numba kernel on one core, and the projected 2,000-run phase map"),
+    batches: List[int] = typer.Option([], "--batches", metavar="N",
+                                      help="with --backend jax: the batch sizes to measure (repeatable; default 1 16 64 256)"),
 ) -> None:
     """Measure the kernel on this machine: speed-up over the dense NumPy reference, grain and
     domain scaling, peak memory, and the full reference run (issue 4 targets); with
@@ -606,8 +608,11 @@ def bench_command(
         raise UserInputError(f"--preset {preset!r}: unknown preset; presets: {', '.join(preset_names())}")
     if backend not in (None, "numba", "jax"):
         raise UserInputError(f"--backend {backend!r}: allowed: numba, jax")
+    if batches and (backend != "jax" or min(batches) < 1):
+        raise UserInputError(f"--batches {' '.join(map(str, batches))}: positive batch sizes, with --backend jax")
     if backend == "jax":
-        result = benchmark.run_throughput(preset=preset, quick=quick)
+        result = benchmark.run_throughput(preset=preset, quick=quick,
+                                          batches=tuple(batches) or benchmark.JAX_BATCHES)
     else:
         result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
     if json_output:
