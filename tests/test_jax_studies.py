@@ -86,13 +86,17 @@ def test_ensemble_batch_of_four_equals_dense(cluster):
 
 
 def test_runs_with_different_substeps_and_grain_counts_share_a_batch():
-    """li-solid (2 sub-steps here), li-liquid (1) and a run with 7 grains in one batch: each is
-    the dense run of its own configuration, fixed and adaptive sub-steps alike."""
-    configs = [load_config("li-solid", {**TINY, "run.seed": 1}),
-               load_config("li-liquid", {**TINY, "run.seed": 2}),
-               load_config("li-liquid", {**TINY, "run.seed": 5, "nucleation.count": 7})]
-    substeps = [_quiet(build, c).substeps for c in configs]
-    assert len(set(substeps)) > 1
+    """li-solid, li-liquid and a run with 7 grains in one batch — different sub-step counts,
+    grain counts and open-front thicknesses: each is the dense run of its own configuration,
+    fixed and adaptive sub-steps alike."""
+    crossing = {**TINY, "deposition.crossing_time_s": 10.0}   # the front crosses all 16 rows
+    configs = [load_config("li-solid", {**crossing, "run.seed": 1}),
+               load_config("li-liquid", {**crossing, "run.seed": 2}),
+               load_config("li-liquid", {**crossing, "run.seed": 5, "nucleation.count": 7})]
+    inputs = [_quiet(build, c) for c in configs]
+    assert len({i.substeps for i in inputs}) > 1
+    # Each front opens once its deposit is W rows thick, W from its own grains' κ.
+    assert len({i.open_front_from_rows for i in inputs if i.open_front_from_rows < 16}) > 1
     load_batched_jax()
     for mode in ("auto", "adaptive"):
         changed = [c.updated({"run.substeps": mode, "numerics.adaptive_every_steps": 50})
