@@ -122,6 +122,7 @@ def test_adaptive_ensemble_within_fixed_ci_reduced(preset, changes):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)   # 32 paper runs: ~6 CPU-minutes, far longer on a shared machine
 def test_adaptive_ensemble_within_fixed_ci_paper_li_solid():
     """16 seeds of the paper's li-solid run (200 × 70, 75 nuclei, 400 s), fixed 3 sub-steps vs
     adaptive: fractions and surface grain counts of the adaptive ensemble within the 95 % CI of
