@@ -106,6 +106,8 @@ def material_inputs(config: SimulationConfig) -> MaterialInputs:
     ConfigError
         For an unknown substrate, a ``material.strain`` that contradicts ``[conditions]``, or a
         strain outside the surface-energy data (naming the allowed range).
+    MoltenMetalError
+        If ``run.temperature_C`` is not below the metal's melting point.
     """
     lattice = _lattice(config)
     material = config.material
@@ -114,6 +116,8 @@ def material_inputs(config: SimulationConfig) -> MaterialInputs:
     else:
         strain = material.strain if material.strain is not None else 0.0
     metal = load_metal(material.metal)
+    # One melting-point rule for every command (theory, interlayer, run): the deposit is solid.
+    metal.require_solid(config.run.temperature_C, "run.temperature_C")
     try:
         energies = {o: material.surface_energy_J_m2[o] if o in material.surface_energy_J_m2
                     else metal.surface_energy(o, strain) for o in ORIENTATIONS}
