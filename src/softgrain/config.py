@@ -222,6 +222,14 @@ class NumericsConfig(StrictModel):
         "order-parameter values below this are dropped by the sparse kernel (MMSP uses 1e-8)"))
     capacity: int = Field(8, ge=2, le=64, description="order-parameter slots per cell (sparse)")
     threads: int | None = Field(None, ge=1, le=1024, description="kernel threads (default: all cores)")
+    max_substeps: int = Field(1000, ge=1, description=(
+        "most explicit-Euler sub-steps per run.dt_s step that run.substeps = 'auto' may take; a run "
+        "needing more (a large L_q·κ_q, e.g. from a high surface energy) is refused before it "
+        "starts, naming the grain — lower run.dt_s, or raise this knowingly"))
+    max_projected_hours: float = Field(24.0, gt=0, description=(
+        "longest projected compute time of a run (hours); a longer one is refused before it "
+        "starts. Projection: cells × steps × sub-steps (× grains for the dense kernel) at the "
+        "kernel speed measured by `softgrain bench` on a 2-core machine (softgrain.setup)"))
 
 
 class ConditionsConfig(StrictModel):
