@@ -29,7 +29,7 @@ from softgrain.errors import ParameterError, SimulationError, UserInputError
 from softgrain.materials.metals import load_metal
 from softgrain.output import checkpoint, plots, viewers
 from softgrain.output.checkpoint import RunStopped
-from softgrain.output.files import check_output_dir, prepare_output_dir, save_figure
+from softgrain.output.files import check_output_dir, check_writable, prepare_output_dir, save_figure
 from softgrain.output.results import load_result
 from softgrain.phasefield.mapping import SubsteppingWarning
 from softgrain.physics import theory
@@ -261,14 +261,13 @@ def run_command(
              "checkpoint_every_s": "--checkpoint-every"}
     with flags(**names):
         config = load_config(preset_or_config, changes)
+        check_output_dir(out, overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             simulation = setup.simulation(config)
         except UserInputError as exc:
             raise type(exc)(f"{preset_or_config}: {exc}") from None
-    with flags(**names):
-        check_output_dir(out, overwrite)
     console = Console(stderr=True)
     for warning in caught:
         typer.echo(f"softgrain: note: {' '.join(str(warning.message).split())}", err=True)
@@ -398,6 +397,8 @@ def sweep_command(
 ) -> None:
     """Run (or resume) a parameter sweep: one phase-field run per (point, seed), as Dask tasks."""
     plan = sweep.load_sweep(sweep_file)
+    with flags(store="--out"):
+        check_writable(out, "store")    # before the plan is announced
     console = Console(stderr=True)
     console.print(report.sweep_plan(plan, out))
     try:

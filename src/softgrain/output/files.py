@@ -122,23 +122,66 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> Pa
     return target
 
 
+def check_writable(path: str | os.PathLike, parameter: str) -> Path:
+    """Raise :class:`~softgrain.errors.ParameterError` unless files can be created at ``path``.
+
+    ``path`` is a folder that exists or is to be created: its nearest existing ancestor (itself
+    if it exists) must be a folder in which a file can be created — probed by creating and
+    removing an empty temporary file, the one test that also holds for root, read-only file
+    systems and pseudo-file systems such as /proc. Nothing is left behind.
+
+    Parameters
+    ----------
+    path : path
+        The folder (existing or not).
+    parameter : str
+        The caller's name of the path in messages (``out_dir``, ``store`` …).
+    """
+    target = Path(path)
+    probe = target.absolute()
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "exists and is not a folder" if probe == target.absolute() else f"{probe} is a file, not a folder"
+        raise ParameterError(parameter, f"{target}: {where}")
+    try:
+        handle, name = tempfile.mkstemp(prefix=".softgrain-write-test-", dir=probe)
+    except OSError as exc:
+        verb = "write into" if probe == target.absolute() else f"create {target} in"
+        raise ParameterError(parameter, f"{target}: cannot {verb} {probe} "
+                             f"({exc.strerror or exc})") from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return target
+
+
 def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     """Raise :class:`~softgrain.errors.ParameterError` if ``out_dir`` cannot take a run's outputs.
 
     Creates nothing: lets a command refuse a bad output folder before any work (and before
-    creating the folder).
+    creating the folder) — a path below a file, a folder that cannot be created or written, a
+    non-empty folder without ``overwrite``.
     """
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise ParameterError("out_dir", f"{folder}: exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+    try:
+        occupied = folder.is_dir() and any(folder.iterdir())
+    except OSError as exc:
+        raise ParameterError("out_dir", f"{folder}: cannot read the folder ({exc.strerror or exc})") from None
+    if occupied and not overwrite:
         raise ParameterError("out_dir", f"{folder}: folder exists and is not empty; choose another "
                              "or pass {overwrite}", related=["overwrite"])
+    check_writable(folder, "out_dir")
     return folder
 
 
 def prepare_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     """Create ``out_dir`` for a run's outputs; refuse a non-empty folder unless ``overwrite``."""
     folder = check_output_dir(out_dir, overwrite)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError("out_dir", f"{folder}: cannot create it ({exc.strerror or exc})") from None
     return folder

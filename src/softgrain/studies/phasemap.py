@@ -43,7 +43,7 @@ from softgrain.config import SimulationConfig, load_config
 from softgrain.errors import ParameterError
 from softgrain.materials.metals import ORIENTATIONS, Metal, load_metal
 from softgrain.output import plots
-from softgrain.output.files import save_figure, write_json
+from softgrain.output.files import check_writable, save_figure, write_json
 from softgrain.output.results import TASK_FAILED, TASK_OK
 from softgrain.physics.anisotropy import AnisotropyPath, case_markers, theory_boundary
 from softgrain.studies.runner import run_plan
@@ -208,8 +208,7 @@ def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
         The summary (also written to ``out/phase_map.json``) plus ``paths`` and ``report``.
     """
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError("out", f"{folder}: exists and is not a folder")
+    check_writable(folder, "out")
     plan = phase_map_plan(resolution, seeds, overrides=overrides, barrier_max=barrier_max,
                           anisotropy_max=anisotropy_max, spacing=spacing, keep_maps=keep_maps)
     ds, report = run_plan(plan, folder / STORE_NAME, workers=workers, scheduler=scheduler,

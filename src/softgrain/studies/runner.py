@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from softgrain import analysis
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ParameterError
+from softgrain.output.files import check_writable
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.setup import simulate
 from softgrain.studies.store import MemorySink, ZarrSink, check_store, create_store, open_results, template_dataset
@@ -176,6 +177,7 @@ def run_plan(plan: SweepPlan, store: str | os.PathLike | None = None, *, workers
     started = time.perf_counter()
     if store is not None:
         path = Path(store)
+        check_writable(path, "store")   # before anything is computed or started
         if path.exists():
             status = check_store(plan, path)
         else:
