@@ -29,7 +29,8 @@ from softgrain.errors import ParameterError, SimulationError, UserInputError
 from softgrain.materials.metals import load_metal
 from softgrain.output import checkpoint, plots, viewers
 from softgrain.output.checkpoint import RunStopped
-from softgrain.output.files import check_output_dir, check_writable, prepare_output_dir, save_figure
+from softgrain.output.files import (check_output_dir, check_writable, folder_lock, prepare_output_dir,
+                                     save_figure)
 from softgrain.output.results import load_result
 from softgrain.phasefield.mapping import SubsteppingWarning
 from softgrain.physics import theory
@@ -273,9 +274,9 @@ def run_command(
         typer.echo(f"softgrain: note: {' '.join(str(warning.message).split())}", err=True)
     with flags(**names):
         folder = prepare_output_dir(out, overwrite)
-    checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
     written = _RecordingWriter()
-    with flags(**names):
+    with flags(**names), folder_lock(folder):
+        checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
         ds = checkpoint.run_to_end(simulation, folder, checkpoint_every, progress=not quiet,
                                    write_outputs=written, keep_checkpoints=keep_checkpoints)
     show(console, report.run_summary(simulation, ds, written.paths))

@@ -42,7 +42,7 @@ from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ConfigError, StabilityError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS, load_metal
 from softgrain.output import checkpoint, plots
-from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
+from softgrain.output.files import folder_lock, read_netcdf, save_figure, write_json, write_netcdf
 from softgrain.output.results import MAPS_FIGURE, RESULT_FILE, SUMMARY_FILE, TEXTURE_FIGURE, run_dataset
 from softgrain.phasefield.deposition import DepositionFront
 from softgrain.phasefield.energy import Landau
@@ -499,30 +499,33 @@ def resume(folder: str | Path, progress: bool = False,
     CheckpointError
         If ``folder`` holds no usable checkpoint (the message says why, and whether the run had
         already finished).
+    FolderInUseError
+        If another process works in ``folder`` (it holds the folder's lock).
     RunStopped
         As :func:`softgrain.output.checkpoint.run_to_end`.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise checkpoint.CheckpointError(f"{folder}: no such output folder")
-    try:
-        state, runner, path = checkpoint.load_latest(folder)
-    except checkpoint.CheckpointError:
-        if not checkpoint.list_checkpoints(folder) and _finished_result(folder):
-            raise checkpoint.CheckpointError(f"{folder}: the run is already complete (result.nc); "
-                                             "nothing to resume") from None
-        raise
-    checkpoint.remove_stale_writes(folder)
-    try:
-        sim = restore(state)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, UserInputError):
+    with folder_lock(folder):
+        try:
+            state, runner, path = checkpoint.load_latest(folder)
+        except checkpoint.CheckpointError:
+            if not checkpoint.list_checkpoints(folder) and _finished_result(folder):
+                raise checkpoint.CheckpointError(f"{folder}: the run is already complete (result.nc); "
+                                                 "nothing to resume") from None
             raise
-        raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit this softgrain version "
-                                         f"({type(exc).__name__}: {exc})") from None
-    dataset = checkpoint.run_to_end(sim, folder, runner.get("checkpoint_every_s"), progress=progress,
-                                    write_outputs=write_outputs or save_run,
-                                    keep_checkpoints=bool(runner.get("keep_checkpoints", False)))
+        checkpoint.remove_stale_writes(folder)
+        try:
+            sim = restore(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, UserInputError):
+                raise
+            raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit this softgrain version "
+                                             f"({type(exc).__name__}: {exc})") from None
+        dataset = checkpoint.run_to_end(sim, folder, runner.get("checkpoint_every_s"), progress=progress,
+                                        write_outputs=write_outputs or save_run,
+                                        keep_checkpoints=bool(runner.get("keep_checkpoints", False)))
     return sim, dataset
 
 
