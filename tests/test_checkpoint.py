@@ -143,8 +143,8 @@ def test_ctrl_c_then_resume_matches_uninterrupted_cli_run(tmp_path, monkeypatch,
     real_advance = Simulation.advance_to
     sent = []
 
-    def advance_then_interrupt(self, target, progress=None):
-        real_advance(self, target, progress)
+    def advance_then_interrupt(self, target, progress=None, should_stop=None):
+        real_advance(self, target, progress, should_stop)
         if self.step >= 450 and not sent:
             sent.append(self.step)
             os.kill(os.getpid(), stop_signal)

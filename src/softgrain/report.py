@@ -56,10 +56,14 @@ def theory(result: EnergyDifference, label: str, crossover: float | None) -> lis
 # ---------------------------------------------------------------------------------------------
 
 def run_summary(simulation: Simulation, ds: xr.Dataset, written: Mapping[str, Path]) -> list[str]:
-    """Grains, steps and wall time of a finished run, its fractions per snapshot, the files."""
+    """Grains, the steps computed by this process and their wall time, the fractions per
+    snapshot, the files written."""
     summary = analysis.summary(ds)
-    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
-             f"in {simulation.wall_time_s:.1f} s"]
+    computed = simulation.total_steps - simulation.start_step
+    resumed = (f" (resumed at step {simulation.start_step} of {simulation.total_steps})"
+               if simulation.start_step else "")
+    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {computed} steps{resumed} "
+             f"in {simulation.wall_time_s - simulation.start_wall_s:.1f} s"]
     for time_s, *fractions in zip(summary["times_s"], *(summary["fractions"][o] for o in summary["fractions"])):
         text = ", ".join(f"({o}) {f:.1%}" for o, f in zip(summary["fractions"], fractions))
         lines.append(f"  t = {time_s:g} s: {text}")
