@@ -344,7 +344,7 @@ def test_overwrite_removes_stale_checkpoints_of_the_previous_run(tmp_path, monke
     write_states(folder, [100])
     code, _, err = run_main(monkeypatch, capsys, "run", "li-solid", "--out", str(folder),
                             "--set", 'numerics.kernel="dense"', *SMALL_CLI)
-    assert code == 2 and "not empty" in err                        # never silently overwritten
+    assert code == 2 and f"softgrain resume {folder}" in err      # never silently overwritten
     code, _, err = run_main(monkeypatch, capsys, "run", "li-solid", "--out", str(folder),
                             "--set", 'numerics.kernel="dense"', *SMALL_CLI, "--overwrite")
     assert code == 0, err

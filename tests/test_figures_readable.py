@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from softgrain.analysis import texture
 from softgrain.config import load_config
 
 TINY = ["--set", 'numerics.kernel="dense"', "--set", "grid.nx=24", "--set", "grid.ny=12",
@@ -141,7 +142,7 @@ def test_plotting_raises_no_matplotlib_deprecation_warning(mixed):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plots = _plots()
-        for fig in (plots.plot_grain_maps(mixed[1]), plots.plot_texture_evolution(mixed[1])):
+        for fig in (plots.plot_grain_maps(mixed[1]), plots.plot_texture_evolution(texture(mixed[1]))):
             _close(fig)
     bad = [w for w in caught if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
     assert not bad, [str(w.message) for w in bad]
@@ -158,7 +159,7 @@ def _winner(ds: xr.Dataset) -> str:
 
 def test_texture_figure_keeps_every_curve_visible_with_one_legend_and_names_the_winner(mixed):
     ds = mixed[1]
-    fig = _plots().plot_texture_evolution(ds)
+    fig = _plots().plot_texture_evolution(texture(ds))
     try:
         assert len(_legend_texts(fig)) >= 3
         legends = len(fig.legends) + sum(ax.get_legend() is not None for ax in fig.axes)

@@ -44,7 +44,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from softgrain.errors import ParameterError, SimulationError, UserInputError
-from softgrain.output.files import atomic_path, write_netcdf
+from softgrain.output.files import NETCDF_ENGINE, atomic_path, write_netcdf
 from softgrain.output.results import RESULT_FILE, run_dataset
 from softgrain.phasefield.solver import Simulation
 
@@ -202,6 +202,26 @@ def load_latest(folder: str | Path) -> tuple[dict[str, object], dict[str, object
         return state, runner, path
     detail = f": {'; '.join(problems)}" if problems else ""
     raise CheckpointError(f"{folder}: no usable checkpoint{detail}")
+
+
+def interrupted_run(folder: str | Path) -> Path | None:
+    """The newest checkpoint of a run in ``folder`` that has not finished, else None.
+
+    A folder with checkpoints and no complete ``result.nc`` holds a run that stopped part-way
+    (``--keep-checkpoints`` keeps them beside a complete result: that run is finished).
+    """
+    kept = list_checkpoints(folder)
+    if not kept:
+        return None
+    result = Path(folder) / RESULT_FILE
+    if result.is_file():
+        try:
+            with xr.open_dataset(result, engine=NETCDF_ENGINE) as ds:
+                if ds.attrs.get("status") == "complete":
+                    return None
+        except (OSError, ValueError):
+            pass   # unreadable: treat the run as unfinished
+    return kept[0]
 
 
 def remove_checkpoints(folder: str | Path) -> None:
@@ -387,6 +407,7 @@ __all__ = [
     "KEEP_CHECKPOINTS",
     "RunStopped",
     "checkpoint_path",
+    "interrupted_run",
     "list_checkpoints",
     "load_latest",
     "read_checkpoint",

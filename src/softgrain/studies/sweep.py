@@ -193,8 +193,11 @@ def load_sweep(path: str | os.PathLike) -> "SweepPlan":
     if spec.config:
         base = validate_config(merge_tables(base.model_dump(mode="python"), spec.config),
                                source=f"{file}: config")
-    return SweepPlan.build(base, spec.axes, spec.seeds, keep_maps=spec.outputs.keep_maps,
-                           retries=spec.retries, name=spec.name, description=spec.description)
+    try:
+        return SweepPlan.build(base, spec.axes, spec.seeds, keep_maps=spec.outputs.keep_maps,
+                               retries=spec.retries, name=spec.name, description=spec.description)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
