@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import sys
 import tomllib
 import warnings
@@ -83,6 +84,24 @@ def flags(**names: str) -> Iterator[None]:
         yield
     except ParameterError as exc:
         raise UserInputError(exc.render(names)) from None
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Let SIGTERM stop a Dask command the way Ctrl-C does.
+
+    By default SIGTERM kills the process at once: the local cluster's worker processes and
+    semaphores are left for the resource tracker to complain about, and the shell sees 143.
+    Raised as KeyboardInterrupt, it unwinds through the cluster's shutdown like Ctrl-C.
+    """
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def show(console: Console, items) -> None:
@@ -458,7 +477,7 @@ def sweep_command(
     console = Console(stderr=True)
     console.print(report.sweep_plan(plan, out))
     try:
-        with flags(store="--out", workers="--workers", scheduler="--scheduler"):
+        with flags(store="--out", workers="--workers", scheduler="--scheduler"), _sigterm_as_ctrl_c():
             _, done = runner.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished tasks are kept in {out}; run the same command to resume")
@@ -486,7 +505,8 @@ def phase_map_command(
     try:
         with flags(out="--out", store="--out", workers="--workers", scheduler="--scheduler",
                    resolution="--resolution", barrier_max="--barrier-max",
-                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"):
+                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"), \
+                _sigterm_as_ctrl_c():
             summary = phasemap.make_phase_map(
                 out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
                 overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,

@@ -130,9 +130,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             client.close()
         return
     # One single-threaded process per core: each compiled kernel owns a core, and the GIL-bound
-    # NumPy parts of different tasks do not contend.
+    # NumPy parts of different tasks do not contend. Worker logs below CRITICAL are silenced: a
+    # task's failure comes back through its future (and into the store's 'error'), and a sweep
+    # stopped by Ctrl-C/SIGTERM would otherwise print the heartbeat tracebacks of workers still
+    # busy in a task while the scheduler shuts down.
     with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 
