@@ -585,7 +585,8 @@ def bench_command(
     domain scaling, peak memory, and the full reference run (issue 4 targets)."""
     if preset not in preset_names():
         raise UserInputError(f"--preset {preset!r}: unknown preset; presets: {', '.join(preset_names())}")
-    result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
+    result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset,
+                               progress=lambda text: typer.echo(f"softgrain bench: {text} …", err=True))
     if json_output:
         typer.echo(json.dumps(result))
         return

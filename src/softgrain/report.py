@@ -20,7 +20,7 @@ from softgrain.materials.metals import ORIENTATIONS
 from softgrain.phasefield.solver import Simulation
 from softgrain.physics.interlayer import CRITERIA
 from softgrain.physics.theory import CROSSOVER_BRACKET_C, EnergyDifference
-from softgrain.studies.benchmark import TARGETS
+from softgrain.studies.benchmark import TARGETS, target_met
 from softgrain.studies.runner import SweepReport
 from softgrain.studies.sweep import SweepPlan
 
@@ -237,11 +237,13 @@ BENCH_HEADLINES: Sequence[str] = ("speedup_vs_dense", "reference_run_s", "grain_
 def bench(result: Mapping[str, Any], keys: Iterable[str] = BENCH_HEADLINES) -> Table:
     """The headline measures of :func:`softgrain.studies.benchmark.run_all` against their targets."""
     table = Table(title="softgrain bench (measured on this machine, one run)")
-    for column in ("measure", "value", "target"):
+    for column in ("measure", "value", "target", "verdict"):
         table.add_column(column, justify="right")
     for key in keys:
         value = result.get(key)
-        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")))
+        met = target_met(key, value)
+        verdict = "not measured" if met is None else ("met" if met else "missed")
+        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")), verdict)
     return table
 
 
