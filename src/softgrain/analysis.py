@@ -124,6 +124,9 @@ def texture(ds: xr.Dataset) -> xr.Dataset:
             "surface_grain_width_um": (("time",), np.array([s[1] for s in surface])),
         },
         coords={"time": ds["time"].values, "y": ds["y"].values, "orientation": list(ORIENTATIONS)},
+        # What the run was, for titles of figures drawn from the texture alone.
+        attrs={key: ds.attrs[key] for key in ("preset", "metal", "temperature_C", "seed")
+               if key in ds.attrs},
     )
 
 

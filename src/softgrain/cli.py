@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import sys
 import tomllib
 import warnings
@@ -24,13 +25,15 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
+import softgrain
 from softgrain import ebsd, report, setup
 from softgrain.config import load_config, preset_names
-from softgrain.errors import ParameterError, SimulationError, UserInputError
+from softgrain.errors import ConfigError, ParameterError, SimulationError, UserInputError
 from softgrain.materials.metals import load_metal
 from softgrain.output import checkpoint, orientation_plots, plots, viewers
 from softgrain.output.checkpoint import RunStopped
-from softgrain.output.files import check_output_dir, prepare_output_dir, save_figure
+from softgrain.output.files import (check_output_dir, check_writable, folder_lock, prepare_output_dir,
+                                     save_figure)
 from softgrain.output.results import load_result
 from softgrain.phasefield.mapping import SubsteppingWarning
 from softgrain.physics import theory
@@ -49,11 +52,21 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain Click help: Typer's rich tables show every on/off flag as ``--json <bool>``, as if it
+    # took a value (``--json true`` fails); plain help shows flags bare and values as <int> etc.
+    rich_markup_mode=None,
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"softgrain {softgrain.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
     # A callback keeps ``softgrain`` a command group even while it has a single subcommand;
     # without it Typer would run that command directly and reject ``softgrain theory``.
     pass
@@ -72,6 +85,24 @@ def flags(**names: str) -> Iterator[None]:
         yield
     except ParameterError as exc:
         raise UserInputError(exc.render(names)) from None
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Let SIGTERM stop a Dask command the way Ctrl-C does.
+
+    By default SIGTERM kills the process at once: the local cluster's worker processes and
+    semaphores are left for the resource tracker to complain about, and the shell sees 143.
+    Raised as KeyboardInterrupt, it unwinds through the cluster's shutdown like Ctrl-C.
+    """
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def show(console: Console, items) -> None:
@@ -147,7 +178,8 @@ def _parse_number(text: str, what: str) -> float:
     return value
 
 
-@app.command("theory", cls=GreedyListCommand)
+@app.command("theory", cls=GreedyListCommand,
+             short_help="Thermodynamic theory (Fig. 3A): ΔΓ, ΔF_strain, ΔU vs T.")
 def theory_command(
     metal: str = typer.Option("Li", "--metal", "-m", help="Li, Na or K."),
     electrolyte: Optional[str] = typer.Option(
@@ -252,35 +284,60 @@ def run_command(
     and `softgrain resume DIR` finishes it.
     """
     changes = _parse_set(set_)
+    from_flags: dict[str, tuple[str, object]] = {}
     if seed is not None:
         changes["run.seed"] = seed
+        from_flags["run.seed"] = ("--seed", seed)
     if end_time is not None:
         changes["run.end_time_s"] = end_time
+        from_flags["run.end_time_s"] = ("--end-time", end_time)
     if checkpoint_every is not None and not (math.isfinite(checkpoint_every) and checkpoint_every > 0):
         fail(f"--checkpoint-every {checkpoint_every}: allowed: a simulated time S > 0 (s)")
     names = {"out_dir": "--out", "overwrite": "--overwrite", "overrides": "--set",
              "checkpoint_every_s": "--checkpoint-every"}
     with flags(**names):
-        config = load_config(preset_or_config, changes)
+        config = _load_config(preset_or_config, changes, from_flags)
+        _refuse_interrupted_run(out, overwrite)
+        check_output_dir(out, overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             simulation = setup.simulation(config)
         except UserInputError as exc:
             raise type(exc)(f"{preset_or_config}: {exc}") from None
-    with flags(**names):
-        check_output_dir(out, overwrite)
     console = Console(stderr=True)
     for warning in caught:
         typer.echo(f"softgrain: note: {' '.join(str(warning.message).split())}", err=True)
     with flags(**names):
         folder = prepare_output_dir(out, overwrite)
-    checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
     written = _RecordingWriter()
-    with flags(**names):
+    with flags(**names), folder_lock(folder):
+        checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
         ds = checkpoint.run_to_end(simulation, folder, checkpoint_every, progress=not quiet,
                                    write_outputs=written, keep_checkpoints=keep_checkpoints)
     show(console, report.run_summary(simulation, ds, written.paths))
+
+
+def _load_config(source: str, changes: dict[str, object],
+                 from_flags: dict[str, tuple[str, object]]):
+    """:func:`load_config`, with a bad value that came from a flag blamed on that flag."""
+    try:
+        return load_config(source, changes)
+    except ConfigError as exc:
+        if exc.key not in from_flags or exc.problem is None:
+            raise
+        flag, value = from_flags[exc.key]
+        detail = exc.problem.split(": ", 1)[-1].replace(exc.key, flag)
+        raise UserInputError(f"{flag} {value} ({exc.key}): {detail}") from None
+
+
+def _refuse_interrupted_run(out: Path, overwrite: bool) -> None:
+    """An interrupted run in ``out`` is resumed, not overwritten by accident."""
+    latest = checkpoint.interrupted_run(out)
+    if latest is not None and not overwrite:
+        raise UserInputError(
+            f"--out {out}: holds an interrupted run (checkpoint {latest.name}); continue it with: "
+            f"softgrain resume {out} — or pass --overwrite to discard it and start over")
 
 
 class _RecordingWriter:
@@ -306,10 +363,27 @@ def resume_command(
     console = Console(stderr=True)
     written = _RecordingWriter()
     with warnings.catch_warnings():
-        # The sub-stepping note was shown when the run started.
+        # The notes on sub-steps and on the time grid were shown when the run started.
         warnings.simplefilter("ignore", SubsteppingWarning)
-        simulation, ds = setup.resume(folder, progress=not quiet, write_outputs=written)
+        warnings.simplefilter("ignore", setup.TimeGridWarning)
+        try:
+            simulation, ds = setup.resume(folder, progress=not quiet, write_outputs=written)
+        except checkpoint.CheckpointError as exc:
+            if not checkpoint.list_checkpoints(folder):
+                raise
+            # Checkpoints there, none usable: say how to start the run again.
+            raise UserInputError(f"{exc}; to start over: softgrain run {_source_of(folder)} --out "
+                                 f"{folder} --overwrite") from None
     show(console, report.run_summary(simulation, ds, written.paths))
+
+
+def _source_of(folder: Path) -> str:
+    """The preset of the run in ``folder`` if its partial result names one, else a placeholder."""
+    try:
+        preset = str(load_result(folder).attrs.get("preset", ""))
+    except UserInputError:
+        preset = ""
+    return preset if preset in preset_names() else "PRESET_OR_CONFIG"
 
 
 class _OneLineHandler(logging.Handler):
@@ -338,7 +412,7 @@ def texture_plot_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}_texture{path.suffix}")
 
 
-@app.command("compare-experiments")
+@app.command("compare-experiments", short_help="Simulated texture vs the paper's EBSD (Fig. 3, 5D).")
 def compare_experiments_command(
     seeds: int = typer.Option(8, "--seeds", help="nucleation seeds per condition (0: theory only)"),
     workers: Optional[int] = typer.Option(None, "--workers", help="local Dask worker processes (default: all cores)"),
@@ -379,7 +453,7 @@ def compare_experiments_command(
     show(Console(width=max(Console().width, 120)), report.experiments(result))
 
 
-@app.command("ebsd")
+@app.command("ebsd", short_help="Classify a real EBSD map (.ang/.ctf/.h5) like a simulation.")
 def ebsd_command(
     file: Path = typer.Argument(..., metavar="FILE", help="EBSD map: .ang (EDAX/TSL), .ctf (Oxford/HKL) or orix .h5"),
     growth_direction: GrowthAxis = typer.Option(
@@ -426,7 +500,7 @@ def ebsd_command(
     show(Console(width=max(Console().width, 100)), report.ebsd(report_dict, written))
 
 
-@app.command("interlayer")
+@app.command("interlayer", short_help="Interlayer design (Fig. 5A): moduli, criteria, texture.")
 def interlayer_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write the Fig. 5A figure to this file (.png, .pdf, .svg)"),
@@ -474,10 +548,12 @@ def sweep_command(
 ) -> None:
     """Run (or resume) a parameter sweep: one phase-field run per (point, seed), as Dask tasks."""
     plan = sweep.load_sweep(sweep_file)
+    with flags(store="--out"):
+        check_writable(out, "store")    # before the plan is announced
     console = Console(stderr=True)
     console.print(report.sweep_plan(plan, out))
     try:
-        with flags(store="--out", workers="--workers", scheduler="--scheduler"):
+        with flags(store="--out", workers="--workers", scheduler="--scheduler"), _sigterm_as_ctrl_c():
             _, done = runner.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished tasks are kept in {out}; run the same command to resume")
@@ -485,7 +561,7 @@ def sweep_command(
     show(console, report.sweep_done(done))
 
 
-@app.command("phase-map")
+@app.command("phase-map", short_help="Texture phase map (Fig. 4): barrier × anisotropy.")
 def phase_map_command(
     resolution: int = typer.Option(4, "--resolution", help="points per axis (N × N points)"),
     seeds: int = typer.Option(2, "--seeds", help="nucleation seeds per point"),
@@ -505,7 +581,8 @@ def phase_map_command(
     try:
         with flags(out="--out", store="--out", workers="--workers", scheduler="--scheduler",
                    resolution="--resolution", barrier_max="--barrier-max",
-                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"):
+                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"), \
+                _sigterm_as_ctrl_c():
             summary = phasemap.make_phase_map(
                 out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
                 overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
@@ -584,7 +661,8 @@ def bench_command(
     domain scaling, peak memory, and the full reference run (issue 4 targets)."""
     if preset not in preset_names():
         raise UserInputError(f"--preset {preset!r}: unknown preset; presets: {', '.join(preset_names())}")
-    result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
+    result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset,
+                               progress=lambda text: typer.echo(f"softgrain bench: {text} …", err=True))
     if json_output:
         typer.echo(json.dumps(result))
         return

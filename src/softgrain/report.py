@@ -22,7 +22,7 @@ from softgrain.phasefield.solver import Simulation
 from softgrain.physics.orientations import CLASSES
 from softgrain.physics.interlayer import CRITERIA
 from softgrain.physics.theory import CROSSOVER_BRACKET_C, EnergyDifference
-from softgrain.studies.benchmark import TARGETS
+from softgrain.studies.benchmark import TARGETS, target_met
 from softgrain.studies.runner import SweepReport
 from softgrain.studies.sweep import SweepPlan
 
@@ -58,11 +58,15 @@ def theory(result: EnergyDifference, label: str, crossover: float | None) -> lis
 # ---------------------------------------------------------------------------------------------
 
 def run_summary(simulation: Simulation, ds: xr.Dataset, written: Mapping[str, Path]) -> list[str]:
-    """Grains, steps and wall time of a finished run, its fractions per snapshot, the files."""
+    """Grains, the steps computed by this process and their wall time, the fractions per
+    snapshot, the files written."""
     summary = analysis.summary(ds)
     classes = summary.get("classes")
-    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
-             f"in {simulation.wall_time_s:.1f} s"
+    computed = simulation.total_steps - simulation.start_step
+    resumed = (f" (resumed at step {simulation.start_step} of {simulation.total_steps})"
+               if simulation.start_step else "")
+    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {computed} steps{resumed} "
+             f"in {simulation.wall_time_s - simulation.start_wall_s:.1f} s"
              + (f" ({ds.attrs['orientation_distribution']} orientations; area fractions by nearest pole)"
                 if classes else "")]
     for k, (time_s, *fractions) in enumerate(zip(summary["times_s"],
@@ -296,11 +300,13 @@ BENCH_HEADLINES: Sequence[str] = ("speedup_vs_dense", "reference_run_s", "grain_
 def bench(result: Mapping[str, Any], keys: Iterable[str] = BENCH_HEADLINES) -> Table:
     """The headline measures of :func:`softgrain.studies.benchmark.run_all` against their targets."""
     table = Table(title="softgrain bench (measured on this machine, one run)")
-    for column in ("measure", "value", "target"):
+    for column in ("measure", "value", "target", "verdict"):
         table.add_column(column, justify="right")
     for key in keys:
         value = result.get(key)
-        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")))
+        met = target_met(key, value)
+        verdict = "not measured" if met is None else ("met" if met else "missed")
+        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")), verdict)
     return table
 
 

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from softgrain import analysis
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ParameterError
+from softgrain.output.files import check_writable
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.setup import simulate
 from softgrain.studies.store import MemorySink, ZarrSink, check_store, create_store, open_results, template_dataset
@@ -129,9 +130,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             client.close()
         return
     # One single-threaded process per core: each compiled kernel owns a core, and the GIL-bound
-    # NumPy parts of different tasks do not contend.
+    # NumPy parts of different tasks do not contend. Worker logs below CRITICAL are silenced: a
+    # task's failure comes back through its future (and into the store's 'error'), and a sweep
+    # stopped by Ctrl-C/SIGTERM would otherwise print the heartbeat tracebacks of workers still
+    # busy in a task while the scheduler shuts down.
     with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 
@@ -176,6 +180,7 @@ def run_plan(plan: SweepPlan, store: str | os.PathLike | None = None, *, workers
     started = time.perf_counter()
     if store is not None:
         path = Path(store)
+        check_writable(path, "store")   # before anything is computed or started
         if path.exists():
             status = check_store(plan, path)
         else:
