@@ -146,6 +146,17 @@ class NucleationConfig(StrictModel):
                                 description="nucleus radius in grid cells")
     orientations: list[Orientation] = Field(default_factory=lambda: list(ORIENTATIONS),
                                             min_length=1, description="orientations drawn at random")
+    layer: Literal["columns", "discs"] = Field("columns", description=(
+        "how the nuclei fill the nucleation layer (the rows their discs touch): 'columns' — after "
+        "the discs are placed, every cell of the layer belongs to the nucleus whose centre is "
+        "nearest in x (periodic; a Voronoi partition of the substrate), because islands that "
+        "nucleate together meet halfway and an unclaimed φ = 0 cell between them is not a "
+        "physical state (it lets grains race into it at the artificial speed 2√(Lκα)); "
+        "'discs' — only the discs, φ = 0 between them (softgrain ≤ issue 10; README, "
+        "'Fair nucleation')"))
+    min_spacing_cells: float = Field(0.0, ge=0, description=(
+        "smallest distance in x (periodic, cells) between two nucleus centres, enforced by "
+        "rejection with the seeded generator; 0 = no constraint (the plain uniform draw)"))
 
 
 class DepositionConfig(StrictModel):
@@ -160,6 +171,14 @@ class DepositionConfig(StrictModel):
         "grains grow into; 'zero-flux' — a closed boundary that costs no gradient energy. The "
         "paper does not say; 'empty' is what lets the surface energy act on growth (README, "
         "'Deposition front')"))
+    open_front_from: Literal["resolved", "start"] = Field("resolved", description=(
+        "when an 'empty' front opens: 'resolved' — zero-flux until the deposit is at least "
+        "W = ceil(2·max_q √(2κ_q/(α w_q)) / h) rows thick, the full width of the widest "
+        "grain–surface tanh profile (a thinner deposit cannot hold that profile: the open "
+        "front's φ = 0 would reach into the grain's bulk and kill high-κ nuclei by "
+        "under-resolution, not by an energy balance), open above; 'start' — open from the first "
+        "step (softgrain ≤ issue 10). No effect with front_boundary = 'zero-flux' (README, "
+        "'Fair nucleation')"))
 
 
 class LandauConfig(StrictModel):
@@ -215,6 +234,26 @@ class MappingConfig(StrictModel):
         "Eq. S15)"))
 
 
+class ModelConfig(StrictModel):
+    """Which phase-field formulation maps the materials data onto the model (issue 11).
+
+    Both use the same energy and kernel (:mod:`softgrain.phasefield.update`); they differ in the
+    per-grain constants κ_q, w_q, g_q built by :func:`softgrain.setup.build`
+    (``docs/consistent-formulation.md``).
+    """
+
+    formulation: Literal["paper", "consistent"] = Field("paper", description=(
+        "'paper' — Eq. S13–S15 as printed: κ_q = κ1·exp(κ2·E_s,q/E0) with E0 the mean E_s of the "
+        "grains present, w_q = landau.w, no strain term (reproduces the paper's figures); "
+        "'consistent' — boundary energy ∝ E_s at constant width and the theory's strain energy "
+        "as a bulk driving force: κ_q = κ0·e_q, w_q = e_q = E_s,q/E0 with E0 the mean E_s of the "
+        "metal's three orientations at its strain (a material constant), κ0 = κ1·exp(κ2), "
+        "g_q = λ·(F_strain,q − min_p F_strain,p) + (e_q − 1)α²/(4β) with F_strain,q = σ_y·ε_q "
+        "(theory Eq. S9–S11) and λ = σ0·Δx/E0, σ0 = √(2κ0α³)/(3β) — no new free constant "
+        "(MODEL.md §7 prototype D; docs/consistent-formulation.md). Needs landau.alpha = "
+        "landau.beta, landau.gamma = 1.5·landau.beta and landau.w = 1"))
+
+
 class NumericsConfig(StrictModel):
     kernel: Literal["sparse", "dense"] = Field("sparse", description=(
         "'sparse': compiled locally-reduced order parameters; 'dense': NumPy reference (slow)"))
@@ -251,6 +290,7 @@ class SimulationConfig(StrictModel):
     deposition: DepositionConfig = Field(default_factory=DepositionConfig)
     landau: LandauConfig = Field(default_factory=LandauConfig)
     mapping: MappingConfig = Field(default_factory=MappingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     numerics: NumericsConfig = Field(default_factory=NumericsConfig)
     conditions: ConditionsConfig | None = Field(None, description=(
         "optional stack pressure and substrate; their lattice strain is the film's strain, so "
@@ -269,6 +309,21 @@ class SimulationConfig(StrictModel):
                 "nucleation.rows", f"= {self.nucleation.rows}: nucleation.rows + nucleation.radius_cells "
                 f"= {self.nucleation.rows + self.nucleation.radius_cells:g} reaches grid.ny = {self.grid.ny}; "
                 f"allowed: nucleation.rows + nucleation.radius_cells < {self.grid.ny}")
+        spacing = self.nucleation.min_spacing_cells
+        if self.nucleation.count * spacing > self.grid.nx:
+            raise KeyedValueError(
+                "nucleation.min_spacing_cells", f"= {spacing:g}: {self.nucleation.count} nuclei "
+                f"cannot be {spacing:g} cells apart on grid.nx = {self.grid.nx} columns; allowed: "
+                f"nucleation.count × nucleation.min_spacing_cells ≤ grid.nx")
+        landau = self.landau
+        if self.model.formulation == "consistent" and not (
+                landau.alpha == landau.beta and landau.gamma == 1.5 * landau.beta
+                and landau.w == 1.0):
+            raise KeyedValueError(
+                "model.formulation", f"= 'consistent' needs landau.alpha = landau.beta (wells at "
+                f"φ = 1), landau.gamma = 1.5·landau.beta (closed-form boundary energy) and "
+                f"landau.w = 1 (the weights are w_q = E_s,q/E0); got alpha = {landau.alpha:g}, "
+                f"beta = {landau.beta:g}, gamma = {landau.gamma:g}, w = {landau.w:g}")
         return self
 
     def to_json(self) -> str:

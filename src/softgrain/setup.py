@@ -3,9 +3,11 @@
 :func:`build` is the one place where a validated configuration becomes the numbers of a run
 (:class:`~softgrain.phasefield.inputs.ModelInputs`): the lattice strain that ``[conditions]``
 imply (:mod:`softgrain.physics.conditions`), the surface energies E_s at that strain and the
-barriers E_a (materials data, then the configuration's overrides), L_q and κ_q of every grain
-(Eq. S14–S15), the Landau coefficients, the nuclei, the deposition front, and the sub-steps that
-keep explicit Euler stable. The engine never sees the configuration, as MOOSE's ``GBEvolution``
+barriers E_a (materials data, then the configuration's overrides), the per-grain constants
+L_q, κ_q, w_q, g_q of the chosen formulation (``model.formulation``: the paper's Eq. S14–S15, or
+the consistent mapping of :mod:`softgrain.phasefield.consistent` with the theory's strain energy),
+the Landau coefficients, the nuclei, the deposition front and when it opens, and the sub-steps
+that keep explicit Euler stable. The engine never sees the configuration, as MOOSE's ``GBEvolution``
 material maps σ, Q and T to L and κ so that its kernels never see units.
 
 Around it, the ways to run:
@@ -26,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -43,15 +46,18 @@ from softgrain.materials.metals import ORIENTATIONS, load_metal
 from softgrain.output import checkpoint, plots
 from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
 from softgrain.output.results import MAPS_FIGURE, RESULT_FILE, SUMMARY_FILE, TEXTURE_FIGURE, run_dataset
-from softgrain.phasefield.deposition import DepositionFront
+from softgrain.phasefield.consistent import consistent_grain_constants, strain_coupling
+from softgrain.phasefield.deposition import DepositionFront, resolved_front_rows
 from softgrain.phasefield.energy import Landau
 from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.initial import nucleate, nucleation_from_labels
 from softgrain.phasefield.inputs import ModelInputs
-from softgrain.phasefield.mapping import (MappingConstants, SubsteppingWarning, map_orientations,
-                                          stable_time_step, substeps_for)
+from softgrain.phasefield.mapping import (MappingConstants, OrientationParameters,
+                                          SubsteppingWarning, map_orientations, stable_time_step,
+                                          substeps_for)
 from softgrain.phasefield.solver import Simulation
 from softgrain.physics.conditions import LatticeStrain, lattice_strain
+from softgrain.physics.theory import TheoryParameters, strain_energy
 
 # A strain given beside [conditions] is accepted when it is the derived one (a stored
 # configuration of an older softgrain records both); this is the tolerance of "the same".
@@ -129,6 +135,84 @@ def material_inputs(config: SimulationConfig) -> MaterialInputs:
     return MaterialInputs(metal.symbol, strain, lattice, energies, barriers)
 
 
+@dataclass(frozen=True)
+class FormulationConstants:
+    """The per-orientation and per-grain constants of one formulation (see :func:`grain_constants`).
+
+    Attributes
+    ----------
+    orientation_parameters : OrientationParameters
+        E_s, E_a, L and κ of each orientation, E0 and T.
+    grains : GrainParameters
+        L_q, κ_q, w_q, g_q of every grain.
+    strain_coupling_m3_J : float
+        λ (consistent; 0 for the paper formulation, which has no strain term).
+    orientation_strain_energy_J_m3 : numpy.ndarray or None
+        F_strain,o = σ_y ε_o of each orientation (theory Eq. S9–S11; consistent only).
+    """
+
+    orientation_parameters: OrientationParameters
+    grains: GrainParameters
+    strain_coupling_m3_J: float
+    orientation_strain_energy_J_m3: np.ndarray | None
+
+
+def grain_constants(config: SimulationConfig, material: MaterialInputs,
+                    grain_orientation: np.ndarray) -> FormulationConstants:
+    """L_q, κ_q, w_q, g_q of grains of orientation indices ``grain_orientation``.
+
+    ``model.formulation = "paper"``: Eq. S14–S15 as printed, κ_q = κ1·exp(κ2·E_s,q/E0) with E0 the
+    mean E_s over the grains present, w_q = landau.w, g_q = 0.
+
+    ``"consistent"`` (:mod:`softgrain.phasefield.consistent`, ``docs/consistent-formulation.md``):
+    e_q = E_s,q/E0 with E0 the mean E_s of the metal's three orientations at its strain (a
+    material constant, independent of the draw), κ_q = κ0·e_q, w_q = e_q,
+    g_q = λ·(F_strain,q − min_o F_strain,o) + (e_q − 1)α²/(4β), with F_strain,o = σ_y·ε_o from the
+    theory (Eq. S9–S11, :func:`softgrain.physics.theory.strain_energy`: the code and data-file
+    constants of ``softgrain theory``) at the run's temperature, and λ = σ0·ℓ/E0 with ℓ = Δx / h
+    (:func:`~softgrain.phasefield.consistent.strain_coupling`) — no new free constant. L_q is
+    Eq. S14 in both.
+
+    Raises
+    ------
+    ConfigError
+        If the theory's constants cannot be read for this metal.
+    """
+    mapping = config.mapping
+    constants = MappingConstants(mapping.L1, mapping.L2, mapping.kappa1, mapping.kappa2)
+    landau = config.landau
+    go = np.asarray(grain_orientation)
+    if config.model.formulation == "paper":
+        orientation = map_orientations(material.surface_energy_J_m2, material.barrier_eV,
+                                       config.run.temperature_C, grain_orientation=go,
+                                       constants=constants)
+        mobility = np.ascontiguousarray(orientation.mobility[go])
+        kappa = np.ascontiguousarray(orientation.kappa[go])
+        return FormulationConstants(orientation, GrainParameters.paper(mobility, kappa, landau.w),
+                                    0.0, None)
+    # E0: the mean over the three orientations (no grain_orientation), whatever the draw.
+    orientation = map_orientations(material.surface_energy_J_m2, material.barrier_eV,
+                                   config.run.temperature_C, constants=constants)
+    try:
+        theory = TheoryParameters.from_data(material.metal)
+    except UserInputError as exc:
+        raise ConfigError(f"model.formulation = 'consistent': the theory's strain energy of "
+                          f"{material.metal} cannot be set up: {exc}") from None
+    strain = np.asarray(strain_energy(orientation.barrier_eV, orientation.temperature_K, theory),
+                        dtype=float)
+    reference = orientation.reference_energy_J_m2
+    length_unit_m = config.grid.spacing_um * 1e-6 / config.grid.laplacian_spacing
+    coupling = strain_coupling(reference, mapping.kappa1, mapping.kappa2, length_unit_m,
+                               landau.alpha, landau.beta, landau.gamma)
+    per_orientation = consistent_grain_constants(
+        orientation.surface_energy_J_m2, reference, mapping.kappa1, mapping.kappa2, strain,
+        coupling, landau.alpha, landau.beta)
+    orientation = dataclasses.replace(orientation, kappa=per_orientation.kappa)
+    grains = GrainParameters(orientation.mobility[go], per_orientation.kappa[go],
+                             per_orientation.weight[go], per_orientation.tilt[go])
+    return FormulationConstants(orientation, grains, coupling, strain)
+
+
 def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
           grain_orientation: list[str] | None = None) -> ModelInputs:
     """The numbers of a run of ``config``.
@@ -165,7 +249,8 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         allowed = np.array([ORIENTATIONS.index(o) for o in config.nucleation.orientations])
         nucleation = nucleate(shape, config.nucleation.count, config.nucleation.rows,
                               config.nucleation.radius_cells, len(ORIENTATIONS), config.run.seed,
-                              allowed_orientations=allowed)
+                              allowed_orientations=allowed, layer=config.nucleation.layer,
+                              min_spacing_cells=config.nucleation.min_spacing_cells)
         if config.deposition.enabled:
             front = DepositionFront.from_speed(
                 config.grid.ny, nucleation.filled_rows, config.deposition.front_speed_um_s,
@@ -173,15 +258,15 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         else:
             front = DepositionFront.disabled(config.grid.ny)
     landau = Landau(config.landau.alpha, config.landau.beta, config.landau.gamma, config.landau.w)
-    orientation_parameters = map_orientations(
-        material.surface_energy_J_m2, material.barrier_eV, config.run.temperature_C,
-        grain_orientation=nucleation.grain_orientation,
-        constants=MappingConstants(config.mapping.L1, config.mapping.L2, config.mapping.kappa1,
-                                   config.mapping.kappa2))
-    go = nucleation.grain_orientation
-    mobility = np.ascontiguousarray(orientation_parameters.mobility[go])
-    kappa = np.ascontiguousarray(orientation_parameters.kappa[go])
-    grains = GrainParameters.paper(mobility, kappa, landau.w)
+    formulation = grain_constants(config, material, nucleation.grain_orientation)
+    orientation_parameters = formulation.orientation_parameters
+    grains = formulation.grains
+    mobility, kappa = grains.mobility, grains.kappa
+    # Fair nucleation: an open front stays closed until the deposit holds the widest
+    # grain–surface profile (softgrain.phasefield.deposition).
+    open_from = (resolved_front_rows(kappa, grains.weight, landau.alpha,
+                                     config.grid.laplacian_spacing)
+                 if config.deposition.open_front_from == "resolved" else 0)
     limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing,
                              grains.weight, grains.tilt)
     substeps = substeps_for(config.run.dt_s, limit)
@@ -206,6 +291,9 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         landau=landau, orientation_parameters=orientation_parameters, nucleation=nucleation,
         custom_initial_labels=initial_labels is not None, front=front,
         open_front=config.deposition.front_boundary == "empty", grains=grains,
+        open_front_from_rows=open_from, formulation=config.model.formulation,
+        strain_coupling_m3_J=formulation.strain_coupling_m3_J,
+        orientation_strain_energy_J_m3=formulation.orientation_strain_energy_J_m3,
         kernel=config.numerics.kernel, prune_threshold=config.numerics.prune_threshold,
         capacity=config.numerics.capacity, threads=config.numerics.threads,
         config_json=config.to_json(),
@@ -347,8 +435,10 @@ def _finished_result(folder: Path) -> bool:
 
 
 __all__ = [
+    "FormulationConstants",
     "MaterialInputs",
     "build",
+    "grain_constants",
     "material_inputs",
     "restore",
     "resume",

@@ -147,7 +147,16 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             "grain_orientation": (("grain_id",), np.array([ORIENTATIONS[i] for i in go]),
                                   {"long_name": "orientation of each grain"}),
             "grain_mobility": (("grain_id",), sim.mobility, {"long_name": "L_q (Eq. S14)"}),
-            "grain_kappa": (("grain_id",), sim.kappa, {"long_name": "κ_q (Eq. S15)"}),
+            "grain_kappa": (("grain_id",), sim.kappa, {
+                "long_name": "κ_q (Eq. S15 for the paper formulation, κ0·E_s,q/E0 for the "
+                             "consistent one)"}),
+            "grain_weight": (("grain_id",), sim.grains.weight, {
+                "long_name": "w_q, weight of grain q's Landau terms",
+                "description": "paper: landau.w; consistent: E_s,q/E0"}),
+            "grain_tilt": (("grain_id",), sim.grains.tilt, {
+                "long_name": "g_q, bulk free-energy offset of grain q (model units)",
+                "description": "paper: 0; consistent: λ·(F_strain,q − min F_strain) + "
+                               "(w_q − 1)·α²/(4β)"}),
             "grain_surface_energy": (("grain_id",), params.surface_energy_J_m2[go],
                                      {"units": "J/m^2", "long_name": "surface energy E_s of each grain"}),
             "grain_barrier": (("grain_id",), params.barrier_eV[go],
@@ -166,7 +175,10 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             "title": f"softgrain phase-field run: {inputs.name}",
             "config_json": inputs.config_json,
             **inputs.attrs,
+            "formulation": inputs.formulation,
             "reference_surface_energy_J_m2": params.reference_energy_J_m2,
+            "strain_coupling_m3_J": inputs.strain_coupling_m3_J,
+            "open_front_from_rows": inputs.open_front_from_rows,
             "stability_limit_s": sim.stability_limit_s,
             "substeps": sim.substeps,
             "front_rows_per_step": sim.front.rows_per_step,
@@ -185,6 +197,9 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
     ds["orientation_barrier"] = (("orientation",), params.barrier_eV, {"units": "eV"})
     ds["orientation_mobility"] = (("orientation",), params.mobility)
     ds["orientation_kappa"] = (("orientation",), params.kappa)
+    if inputs.orientation_strain_energy_J_m3 is not None:
+        ds["orientation_strain_energy"] = (("orientation",), inputs.orientation_strain_energy_J_m3, {
+            "units": "J/m^3", "long_name": "F_strain = σ_y·ε of each orientation (theory Eq. S9–S11)"})
     return ds
 
 
