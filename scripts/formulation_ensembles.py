@@ -47,7 +47,7 @@ import numpy as np
 from softgrain.config import load_config
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.materials.observations import load_experiments
-from softgrain.output.files import write_json
+from softgrain.output.files import atomic_write_text, write_json
 from softgrain.output.results import TASK_OK
 from softgrain.studies import phasemap
 from softgrain.studies.experiments import (COUNT_METHODS, COUNT_WINDOW_UM, MIN_GRAIN_CELLS,
@@ -268,9 +268,90 @@ def collect(args: argparse.Namespace, overrides: dict[str, Any], report: dict[st
     report["checks"] = cross_checks(ensembles)
 
 
+def _pct(stats: dict[str, Any] | None, interval: bool = True) -> str:
+    if stats is None or stats.get("mean") is None:
+        return "—"
+    low, high = stats.get("ci_low"), stats.get("ci_high")
+    text = f"{100 * stats['mean']:.1f}"
+    if interval and low is not None and high is not None:
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return text
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report's tables in Markdown (for docs/results-formulations.md)."""
+    lines: list[str] = []
+    for formulation, cases in report["ensembles"].items():
+        lines += [f"### {formulation}", "",
+                  "| case | seeds | (001) area % | (101) area % | (111) area % | majority | expected | "
+                  "grains counted (001/101/111) | (001) count % | (101) count % | (111) count % | theory |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for case in CASES:
+            e = cases.get(case)
+            if e is None:
+                continue
+            counts = e["grain_counts"]
+            pooled = counts["pooled"] if counts else {o: None for o in ORIENTATIONS}
+            grains = "/".join(str(counts["pooled_counts"][o]) for o in ORIENTATIONS) if counts else "—"
+            lines.append(
+                f"| {case} | {e['members_ok']} | " + " | ".join(_pct(e["area_fraction"][o]) for o in ORIENTATIONS)
+                + f" | ({e['majority']}) | {'(' + e['expected_majority'] + ')' if e['expected_majority'] else '—'} "
+                f"| {grains} | " + " | ".join(_pct(pooled[o]) for o in ORIENTATIONS)
+                + f" | ({e['theory_favoured']}) |")
+        lines.append("")
+    lines += ["### EBSD-grade comparison (grain-count fractions, %, Wilson 95 %)", "",
+              "| condition | formulation | (001) sim | (001) EBSD | (101) sim | (101) EBSD | (111) sim | (111) EBSD | p (FFH exact) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for case in ("li-solid", "li-solid-80c", "li-solid-lixsi"):
+        for formulation, cases in report["ensembles"].items():
+            e = cases.get(case)
+            if e is None or "ebsd" not in e:
+                continue
+            eb = e["ebsd"]
+            cells = []
+            for o in ORIENTATIONS:
+                k = eb["ebsd_count"][o]
+                measured = eb["fraction"][o]
+                if k is not None:
+                    ebsd = f"{k}/{eb['ebsd_count_total']} = {_pct(eb['ebsd_count_fraction'][o])}"
+                elif measured is not None:
+                    ebsd = f"{100 * measured:.1f} (no count)"
+                else:
+                    ebsd = "—"
+                sim = eb["simulated_count_fraction"][o] if eb["simulated_count_fraction"] else None
+                cells += [_pct(sim), ebsd]
+            p = eb["agreement_p_value"]
+            lines.append(f"| {eb['description']} | {formulation} | " + " | ".join(cells)
+                         + f" | {'—' if p is None else f'{p:.2g}'} |")
+    pm = report.get("phase_map")
+    if pm:
+        lines += ["", f"### Phase map ({pm['formulation']}, {len(pm['barrier_101_eV'])} × "
+                      f"{len(pm['surface_energy_anisotropy_J_m2'])} points, {len(pm['seeds'])} seeds, "
+                      f"{pm['spacing']} A axis)", "",
+                  "| E_a(101) \\ A (J/m²) | " + " | ".join(f"{a:.3f}" for a in pm["surface_energy_anisotropy_J_m2"])
+                  + " | simulated A(101→001) | theory A* | ratio | within ×" + f"{pm['boundary_factor']:g} |",
+                  "|---|" + "---|" * (len(pm["surface_energy_anisotropy_J_m2"]) + 4)]
+        for i, barrier in enumerate(pm["barrier_101_eV"]):
+            cells = []
+            for j in range(len(pm["surface_energy_anisotropy_J_m2"])):
+                dominant = pm["dominant"][i][j] or "—"
+                share = max(pm["mean_fraction"][o][i][j] for o in ORIENTATIONS)
+                cells.append(f"{'(' + dominant + ')' if dominant not in ('mixed', '—') else dominant} {100 * share:.0f} %")
+            b = pm["boundary"][i]
+            sim = (f"{b['simulated_A_J_m2']:.3f} (between {b['bracket_J_m2'][0]:.3f} and {b['bracket_J_m2'][1]:.3f})"
+                   if b["simulated_A_J_m2"] is not None else b.get("side", "—"))
+            ratio = "—" if b["ratio_to_theory"] is None else f"{b['ratio_to_theory']:.2f}"
+            within = "—" if b["within_factor"] is None else ("yes" if b["within_factor"] else "no")
+            lines.append(f"| {barrier:.3f} eV | " + " | ".join(cells)
+                         + f" | {sim} | {b['theory_A_J_m2']:.3f} | {ratio} | {within} |")
+    return "\n".join(lines) + "\n"
+
+
 def write(args: argparse.Namespace, report: dict[str, Any]) -> None:
     if args.out:
         write_json(args.out, report)
+    if args.markdown:
+        atomic_write_text(args.markdown, markdown(report))
 
 
 def main() -> None:
@@ -281,6 +362,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--store-dir", type=Path, required=True, help="resumable ensemble stores")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here (rewritten after every ensemble)")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown here")
     parser.add_argument("--count-window-um", type=float, default=COUNT_WINDOW_UM)
     parser.add_argument("--min-grain-cells", type=int, default=MIN_GRAIN_CELLS)
     parser.add_argument("--phase-map", type=Path, default=None, help="also make the Fig. 4 map in this folder")
