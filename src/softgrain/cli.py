@@ -431,10 +431,16 @@ def compare_experiments_command(
         help="sample axis of growth in the --ebsd maps: z (plan view) or x / y (cross-sections)"),
     ebsd_tolerance: float = typer.Option(ebsd.DEFAULT_TOLERANCE_DEG, "--ebsd-tolerance", metavar="DEG",
                                          help="class tolerance for the --ebsd maps (degrees)"),
+    count_window: float = typer.Option(
+        experiments.COUNT_WINDOW_UM, "--count-window-um",
+        help="count the grains in this many µm above the substrate (EBSD: a 10–20 µm deposit)"),
+    min_grain_cells: int = typer.Option(
+        experiments.MIN_GRAIN_CELLS, "--min-grain-cells",
+        help="smallest grain counted, in cells inside the window"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
-    """Simulated texture (mean ± 95 % CI over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
+    """Simulated texture (area and grain-count fractions, 95 % CIs over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
     files: dict[str, Path] = {}
     for item in ebsd_files:
         condition, sep, path = item.partition("=")
@@ -442,11 +448,13 @@ def compare_experiments_command(
             fail(f"--ebsd {item!r}: expected COND=FILE, e.g. --ebsd li-solid=map.ang")
         files[condition.strip()] = Path(path.strip())
     with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set",
-               ebsd_files="--ebsd", growth_direction="--ebsd-growth-direction", tolerance_deg="--ebsd-tolerance"):
+               ebsd_files="--ebsd", growth_direction="--ebsd-growth-direction", tolerance_deg="--ebsd-tolerance",
+               count_window_um="--count-window-um", min_grain_cells="--min-grain-cells"):
         result = experiments.compare_experiments(
             seeds, workers=workers, scheduler=scheduler, overrides=_parse_set(set_),
             progress=not (quiet or as_json), include_liquid=liquid, store_dir=store_dir, ebsd_files=files,
-            ebsd_options={"growth_direction": ebsd_growth_direction.value, "tolerance_deg": ebsd_tolerance})
+            ebsd_options={"growth_direction": ebsd_growth_direction.value, "tolerance_deg": ebsd_tolerance},
+            count_window_um=count_window, min_grain_cells=min_grain_cells)
     if as_json:
         typer.echo(json.dumps(result))
         return

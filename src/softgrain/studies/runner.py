@@ -72,7 +72,7 @@ def execute_task(config_json: str, keep_maps: bool = False) -> dict[str, Any]:
     dict
         ``fraction``, ``surface_fraction`` (3,), ``grain_count``, ``surface_grain_count``,
         ``surface_grain_width_um``, ``wall_time_s``, ``cpu_time_s``, ``finished_at_unix_s`` and, with
-        ``keep_maps``, ``final_orientation`` (ny, nx) int8.
+        ``keep_maps``, ``final_orientation`` (ny, nx) int8 and ``final_grain`` (ny, nx) int32.
     """
     config = validate_config(json.loads(config_json), source="sweep task")
     if config.numerics.threads is None:
@@ -258,7 +258,8 @@ def run_ensemble(config: SimulationConfig, seeds: int | Sequence[int], *, worker
     store : path, optional
         Also write the results to this Zarr store (resumable, like a sweep).
     keep_maps : bool
-        Keep the final orientation map of every member (``final_orientation``).
+        Keep the final orientation and grain maps of every member (``final_orientation``,
+        ``final_grain``).
     retries : int
         Dask retries of a failing member before it is recorded as failed.
     client : distributed.Client, optional
