@@ -75,7 +75,7 @@ from softgrain.materials.metals import ORIENTATIONS, load_metal
 from softgrain.materials.observations import load_experiments, load_grain_sizes
 from softgrain.materials.records import load_data_file
 from softgrain.output import orientation_plots, plots, report_figures
-from softgrain.output.files import save_figure, write_json
+from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
 from softgrain.output.results import TASK_OK
 from softgrain.physics.anisotropy import theory_boundary
 from softgrain.physics.interlayer import interlayer_report
@@ -374,9 +374,26 @@ def _per_seed_fractions(ds: xr.Dataset, variable: str = "fraction") -> dict[str,
     return {str(o): [float(v) for v in values[:, k]] for k, o in enumerate(ds["orientation"].values)}
 
 
-def _ci(summary: Mapping[str, Any]) -> tuple[float, float] | None:
+def _ci(summary: Mapping[str, Any], bounds: tuple[float, float] = (-math.inf, math.inf)
+        ) -> tuple[float, float] | None:
+    """The stored 95 % interval, clipped to the quantity's possible range (``bounds``).
+
+    A Student-t interval over a few seeds can reach past what the quantity can take (a fraction
+    above 1, a negative width); clipping it to the range keeps its coverage and reads correctly.
+    """
     low, high = summary.get("ci95", (None, None))
-    return None if low is None or high is None else (float(low), float(high))
+    if low is None or high is None:
+        return None
+    return max(float(low), bounds[0]), min(float(high), bounds[1])
+
+
+FRACTION_RANGE = (0.0, 1.0)
+LENGTH_RANGE = (0.0, math.inf)
+
+
+def _fraction_interval(summary: Mapping[str, Any]) -> tuple[float, float, float]:
+    """(mean, low, high) of a fraction summary with the interval clipped to [0, 1] (NaN: none)."""
+    return (summary["mean"], *(_ci(summary, FRACTION_RANGE) or (math.nan, math.nan)))
 
 
 def inferred_grain_count(fractions: Mapping[str, float | None], step: float = EBSD_PRINTED_STEP,
@@ -609,12 +626,47 @@ def _interlayer_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> li
 
 # --- stage: presets (Fig. 2, S3, S5, S6) ---------------------------------------------------------
 
+def fig2_task(config_json: str) -> xr.Dataset:
+    """One full phase-field run (all snapshots, grain ids) for a Fig. 2-style figure; on a Dask worker."""
+    config = validate_config(json.loads(config_json), source="reproduce Fig. 2 run")
+    if config.numerics.threads is None:
+        config = config.updated({"numerics.threads": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sub-stepping notes: reported by `softgrain run`
+        return simulate(config)
+
+
+def _fig2_runs(ctx: StageContext, presets: Sequence[str]) -> dict[str, xr.Dataset]:
+    """The first seed of each preset with its grain ids at 10 s and at the end (``<preset>.nc``).
+
+    The ensemble stores keep fractions, not grain maps; these runs repeat the ensembles' first seed
+    with both of the paper's snapshot times so that the grains can be drawn as in Fig. 2.
+    """
+    runs, pending = {}, {}
+    for preset in presets:
+        path = ctx.folder / f"{preset}.nc"
+        if path.is_file():
+            runs[preset] = read_netcdf(path)
+            continue
+        config = ctx.config(preset)
+        end = config.run.end_time_s
+        pending[preset] = config.updated({"run.snapshot_times_s": sorted({min(10.0, end), end})})
+    if pending:
+        client = ctx.cluster.client()
+        futures = {preset: client.submit(fig2_task, config.to_json(), pure=False)
+                   for preset, config in pending.items()}
+        for preset, future in futures.items():
+            ds = future.result()
+            ctx.task_cpu_s += float(ds.attrs.get("wall_time_s", 0.0))  # one thread: CPU ≈ wall
+            write_netcdf(ds, ctx.folder / f"{preset}.nc")
+            runs[preset] = ds
+    return runs
+
+
 def _run_presets(ctx: StageContext) -> dict:
     results: dict[str, Any] = {}
-    maps: dict[str, np.ndarray] = {}
-    spacing = None
     for preset, (winner, figure, description) in PRESETS.items():
-        ds = ctx.ensemble(preset, keep_maps=True)
+        ds = ctx.ensemble(preset)
         ok = _ok_members(ds)
         results[preset] = {
             "paper_orientation": winner, "paper_figure": figure, "description": description,
@@ -623,30 +675,27 @@ def _run_presets(ctx: StageContext) -> dict:
             "summary": summarise_ensemble(ds, preset),
             "wall_time_per_run_s": _json_number(float(np.nanmean(ds["wall_time_s"].values[ok]))),
         }
-        first = int(np.flatnonzero(ok)[0])
-        maps[f"{preset} ({description}), seed {int(ds['seed'].values[first])}"] = \
-            ds["final_orientation"].isel(seed=first).values
-        spacing = float(ds["x"].values[1] - ds["x"].values[0])
     config = ctx.config("li-solid")
     end = config.run.end_time_s
     label = ctx.formulation or "paper"
-    fractions = {p: {o: (r["summary"]["fraction"][o]["mean"], *(_ci(r["summary"]["fraction"][o]) or
-                                                                  (math.nan, math.nan)))
-                     for o in ORIENTATIONS} for p, r in results.items()}
+    fractions = {p: {o: _fraction_interval(r["summary"]["fraction"][o]) for o in ORIENTATIONS}
+                 for p, r in results.items()}
     save_figure(report_figures.plot_ensemble_winners(
         fractions, {p: r["paper_orientation"] for p, r in results.items()}, seeds=ctx.settings.seeds,
         title=f"Texture at {end:g} s, {label} formulation"), ctx.folder / "winners.png")
-    save_figure(report_figures.plot_final_maps(maps, spacing, title=f"Orientation at {end:g} s "
-                                               f"({label} formulation)"), ctx.folder / "final_maps.png")
+    figures = [_figure("winners.png", f"Area fraction of each orientation at {end:g} s, mean and 95 % "
+                       f"interval over {ctx.settings.seeds} seeds; ★ = the orientation the paper finds.")]
+    for preset, ds in _fig2_runs(ctx, list(PRESETS)).items():
+        winner, figure, description = PRESETS[preset]
+        save_figure(plots.plot_grain_maps(ds), ctx.folder / f"{preset}_grain_maps.png")
+        figures.append(_figure(f"{preset}_grain_maps.png",
+                               f"{figure} reproduced ({preset}: {description}; seed {ds.attrs.get('seed', 1)}, "
+                               f"{label} formulation): orientation, surface-energy and diffusion-barrier maps "
+                               f"at {' and '.join(f'{t:g} s' for t in ds['time'].values)}; grey lines: grain "
+                               f"boundaries, black: not yet deposited."))
     grid = f"{config.grid.nx} × {config.grid.ny} cells, {config.nucleation.count} nuclei, {end:g} s"
     return {
-        "presets": results, "grid": grid,
-        "figures": [
-            _figure("winners.png", f"Area fraction of each orientation at {end:g} s, mean and 95 % "
-                    f"interval over {ctx.settings.seeds} seeds; ★ = the orientation the paper finds."),
-            _figure("final_maps.png", f"Final orientation map of the first seed of each preset "
-                    f"(the {end:g} s column of Fig. 2 / S3 / S5 / S6; black: no grain)."),
-        ],
+        "presets": results, "grid": grid, "figures": figures,
         "summary": (f"Phase-field ensembles ({ctx.settings.seeds} seeds each, {grid}, open deposition "
                     f"front, {label} formulation)."),
     }
@@ -709,7 +758,7 @@ def _run_experiments(ctx: StageContext) -> dict:
     for row in result["conditions"]:
         sim = row["simulated"]
         panels[row["description"]] = {
-            "simulated": {o: (sim[o]["mean"], *(_ci(sim[o]) or (math.nan, math.nan))) for o in ORIENTATIONS},
+            "simulated": {o: _fraction_interval(sim[o]) for o in ORIENTATIONS},
             "experiment": {o: None if row["experiment"].get(o) is None
                            else _wilson(row["experiment"][o], counts[row["preset"]]) for o in ORIENTATIONS},
         }
@@ -742,7 +791,7 @@ def _experiment_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> li
         if result is None:
             return None
         simulated = rows[preset]["simulated"][orientation]
-        return FractionEvidence(measured=simulated["mean"], ci=_ci(simulated),
+        return FractionEvidence(measured=simulated["mean"], ci=_ci(simulated, FRACTION_RANGE),
                                 seeds=result["comparison"]["seeds"],
                                 experiment=rows[preset]["experiment"][orientation],
                                 experiment_count=counts.get(preset), reference=reference,
@@ -790,7 +839,7 @@ def _experiment_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> li
         if result is not None:
             width = entries[preset]["simulated_width_um"]
             evidence = ThresholdEvidence(measured=width["mean"], relation="between",
-                                         bound=(observed.min_um, observed.max_um), ci=_ci(width),
+                                         bound=(observed.min_um, observed.max_um), ci=_ci(width, LENGTH_RANGE),
                                          seeds=result["comparison"]["seeds"])
         claims.append(build_claim(
             id=f"{name}-grain-size-{kind}", stage=name, unit="µm",
@@ -815,7 +864,8 @@ def _experiment_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> li
                 id=f"{name}-{preset}-count-{orientation}", stage=name, figure=figure,
                 claim=f"{row['description']}: grain-count fraction of ({orientation}) as EBSD counts it",
                 paper=measured,
-                evidence=FractionEvidence(measured=entry["mean"], ci=None if None in ci else ci,
+                evidence=FractionEvidence(measured=entry["mean"],
+                                          ci=None if None in ci else _ci({"ci95": ci}, FRACTION_RANGE),
                                           seeds=result["comparison"]["seeds"], experiment=measured,
                                           experiment_count=counts.get(preset)),
                 caveat=count_caveat(preset, "Simulated grains counted in a window comparable to the "
@@ -888,9 +938,10 @@ def _phase_map_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> lis
         boundary = FactorEvidence(low=b["low"], high=b["high"], paper=b["theory_anisotropy_J_m2"],
                                   factor=FACTOR_PHASE_MAP, arrangement_agrees=b["arrangement_agrees"],
                                   seeds=seeds)
-        mean, lo, hi = _interval(result["barrier_effect_per_seed"])
+        # In percentage points; a difference of two fractions lies in [−100, 100].
+        mean, lo, hi = _interval(100 * np.asarray(result["barrier_effect_per_seed"]))
         barrier = ThresholdEvidence(measured=mean, relation=">", bound=0.0,
-                                    ci=None if math.isnan(lo) else (lo, hi),
+                                    ci=None if math.isnan(lo) else (max(lo, -100.0), min(hi, 100.0)),
                                     seeds=len(result["barrier_effect_per_seed"]))
     name = stage.name
     return [
@@ -902,9 +953,9 @@ def _phase_map_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> lis
                     caveat="The paper prints no boundary position; the theory's A* (Eq. S3 + S10) is the "
                            "reference. κ = κ₁exp(κ₂E_s/E₀) makes the phase field ~10× more sensitive to "
                            "surface energy than Eq. S3 (MODEL.md §7); the bracket is as coarse as the grid."),
-        build_claim(id=f"{name}-barrier", stage=name, figure=figure, unit="fraction",
+        build_claim(id=f"{name}-barrier", stage=name, figure=figure, unit="percentage points",
                     claim="Raising the (101) barrier to the (001) value makes (101) less dominant at the "
-                          "smallest anisotropy; value: the paired per-seed drop of its fraction",
+                          "smallest anisotropy; value: the paired per-seed drop of its area fraction",
                     paper="(101) becomes less dominant, mixing with other grains",
                     evidence=barrier,
                     caveat="Paired by seed (same nuclei at both points); a 2-D cross-section."),
@@ -1020,7 +1071,7 @@ def _orientation_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> l
         stats = result["presets"]["li-solid"]["count_fraction"]["001"]
         count = inferred_grain_count(ebsd["li-solid"])
         solid_evidence = FractionEvidence(
-            measured=stats["mean"], ci=_ci(stats), seeds=len(result["seeds"]),
+            measured=stats["mean"], ci=_ci(stats, FRACTION_RANGE), seeds=len(result["seeds"]),
             experiment=ebsd["li-solid"]["001"], experiment_count=count,
             reference=result["random_cap_fractions"]["001"],
             reference_meaning="the share of random orientations (no selection)")
@@ -1057,6 +1108,11 @@ _CALIBRATION_FILES = ("li.toml", "na.toml", "k.toml", "phasefield.toml", "interl
 _SKIPPED_TABLES = ("metal", "family")  # melting points (not used here); per-family criteria flags
 
 
+_FILE_NAMES = {"li": "Li", "na": "Na", "k": "K", "phasefield": "phase field", "interlayer": "interlayer",
+               "bulk_moduli": "bulk modulus"}
+_UNITS = {"J/m^2": "J/m²", "m^2/s": "m²/s", "1": ""}
+
+
 def _strain_text(strain: float) -> str:
     return "unstrained" if strain == 0 else f"strain {100 * strain:+g} %".replace("-", "−")
 
@@ -1073,7 +1129,9 @@ def _walk_calibrations(file: str, node: Any, where: list[str], unit: str,
     unit = str(node.get("unit", unit))
     strains = node.get("strain", strains) if isinstance(node.get("strain"), list) else strains
     source = node.get("source")
-    name = f"{file.removesuffix('.toml')}: {'.'.join(where)}"
+    stem = file.removesuffix(".toml")
+    name = f"{_FILE_NAMES.get(stem, stem)}: {'.'.join(where)}"
+    unit = _UNITS.get(unit, unit)
     if isinstance(source, str) and "labels" in node and "values" in node:
         for k, (value, label) in enumerate(zip(node["values"], node["labels"])):
             at = f" ({_strain_text(strains[k])})" if strains and k < len(strains) else f" [{k}]"

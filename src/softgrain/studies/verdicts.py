@@ -385,7 +385,9 @@ def judge(evidence: Evidence | None) -> Judgement:
                    for i in range(evidence.seeds)]
         margin, margin_low, margin_high = mean_confidence_interval(margins, CONFIDENCE)
         _, low, high = mean_confidence_interval(evidence.per_seed[target], CONFIDENCE)
-        ci = None if math.isnan(low) else (low, high)
+        # A fraction lies in [0, 1]: a t-interval over few seeds can reach past it; clipped, it keeps
+        # its coverage and reads correctly.
+        ci = None if math.isnan(low) else (max(low, 0.0), min(high, 1.0))
         head = (f"winner: mean fraction ({target}) {means[target]:.3f} vs ({rival}) "
                 f"{means[rival]:.3f}; margin {margin:+.3f}")
         if means[target] <= means[rival]:
