@@ -515,35 +515,35 @@ def _theory_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> list[d
         build_claim(id="fig3a-liquid", stage=name, figure=figure, unit="J/m³",
                     claim="Liquid electrolyte (unstrained Li): ΔU = U(001) − U(101) > 0, so (101) is "
                           "favoured, at every temperature of Fig. 3A (−20 to 100 °C); value: the smallest ΔU",
-                    paper="ΔU > 0: (101) favoured (ΔF_strain largely positive, ΔΓ slightly negative)",
+                    paper="ΔU > 0: (101)",
                     evidence=ev(liquid_min),
                     caveat="The unstrained (001)/(101) surface energies are CALIBRATED 0.003 J/m² apart "
                            "(the paper: 'similar'); with the recalled 0.03 J/m² gap ΔU stays positive too."),
         build_claim(id="fig3a-strain-rises", stage=name, figure=figure, unit="J/m³",
                     claim="ΔF_strain rises with temperature (faster Li diffusion); value: its smallest "
                           "rise over a 5 °C step, −20 to 100 °C",
-                    paper="ΔF_strain is positive and rises as temperature increases",
+                    paper="positive, rises with T",
                     evidence=ev(strain_rise),
                     caveat="Follows from Eq. S9–S11 for any E_a(101) < E_a(001); D₀ and β are the "
                            "paper's (β 'uncalibrated')."),
         build_claim(id="fig3a-solid-25C", stage=name, figure=figure, unit="J/m³",
                     claim="Solid electrolyte (−3 % strain), 25 °C: ΔU < 0, so (001) is favoured",
-                    paper="ΔU < 0 at room temperature or below: (001)",
+                    paper="ΔU < 0: (001)",
                     evidence=ev(at("solid", 25.0, "<")),
                     caveat=calibrated + close_call),
         build_claim(id="fig3a-solid-80C", stage=name, figure=figure, unit="J/m³",
                     claim="Solid electrolyte (−3 % strain), 80 °C: ΔU > 0, so (101) is favoured",
-                    paper="ΔU > 0 at high temperature: (101) selection becomes possible",
+                    paper="ΔU > 0: (101)",
                     evidence=ev(at("solid", 80.0, ">")), caveat=calibrated),
         build_claim(id="fig3a-crossover", stage=name, figure=figure, unit="°C",
                     claim="Solid electrolyte: the (001) → (101) crossover temperature lies between the "
                           "two EBSD temperatures, 25 and 80 °C",
-                    paper="(001) at 25 °C, (101) at 80 °C (no crossover temperature printed)",
+                    paper="25–80 °C (no value printed)",
                     evidence=ev(crossover), caveat=calibrated),
         build_claim(id="fig3a-critical-thickness", stage=name, figure=figure, unit="µm",
                     claim="Solid electrolyte, 25 °C: the film of Fig. 3A (h = 10 µm) is thinner than the "
                           "critical thickness h* = −ΔE_s/ΔF_strain below which surface energy decides",
-                    paper="(001) favoured at h = 10 µm, 25 °C (no h* printed)",
+                    paper="(001) at h = 10 µm (no h* printed)",
                     evidence=ev(thickness),
                     caveat="ΔΓ = ΔE_s/h fades as the film thickens: thicker films than h* would turn to "
                            f"(101) at 25 °C.{thin_margin} it rests on the calibrated strained "
@@ -614,22 +614,22 @@ def _interlayer_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> li
                     paper=0.5, evidence=crossing("a-LiSi", "<", 0.8, 0.5), caveat=moduli),
         build_claim(id="fig5a-lixsi-criteria", stage=name, figure=figure, unit="criteria",
                     claim="The paper's Li0.7Si0.3 seed layer meets all five interlayer criteria",
-                    paper="B < 30 GPa, amorphous, stable, conductive, lithophilic (Conclusions)",
+                    paper="all five (Conclusions)",
                     evidence=lixsi_criteria,
                     caveat=moduli + " Criteria 2–5 per family are labelled PAPER/LIT/ASSUMED in the data."),
         build_claim(id="fig5a-only-amorphous", stage=name, figure=figure, unit="materials",
                     claim="No Fig. 5A material outside amorphous Li_xSi meets all five criteria",
-                    paper="only amorphous Li_xSi (0.50 < x < 0.79)", evidence=others,
+                    paper="only a-Li_xSi, 0.50 < x < 0.79", evidence=others,
                     caveat="Li22Si5 and Li0.9Ag0.1 pass the modulus criterion but fail others "
                            "(crystalline; unstable against Li)."),
         build_claim(id="fig5a-theory-lixsi", stage=name, figure=figure, unit="J/m³",
                     claim="On Li0.7Si0.3 at 5 MPa and 25 °C the theory favours (101): ΔU(001 − 101) > 0",
-                    paper="(101) grains expected with the soft seed layer (Fig. 5D)", evidence=theory,
+                    paper="(101) (Fig. 5D)", evidence=theory,
                     caveat="The strain is linear in the modulus mismatch and saturates at 5 MPa "
                            "(data/interlayer.toml, ASSUMED)."),
         build_claim(id="fig5a-theory-cu", stage=name, figure=figure, unit="J/m³",
                     claim="On bare Cu at 5 MPa and 25 °C the theory favours (001): ΔU(001 − 101) < 0",
-                    paper="(001) on bare Cu at 25 °C (Fig. 3C–D)", evidence=cu,
+                    paper="(001) (Fig. 3C–D)", evidence=cu,
                     caveat="Cu at 5 MPa is the full −3 % strain of the solid case: the same number as the "
                            "Fig. 3A solid 25 °C claim."),
     ]
@@ -967,7 +967,7 @@ def _phase_map_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> lis
         build_claim(id=f"{name}-boundary", stage=name, figure=figure, unit="J/m²",
                     claim="Fig. 4 at Li's (101) barrier: (101) at low, (001) at high surface-energy "
                           "anisotropy, the boundary near the theory's ΔU = 0 line (factor 1.5)",
-                    paper="strain-energy-minimising (101) and surface-energy-minimising (001) regions",
+                    paper="(101) at low, (001) at high A",
                     evidence=boundary,
                     caveat="The paper prints no boundary position; the theory's A* (Eq. S3 + S10) is the "
                            "reference. κ = κ₁exp(κ₂E_s/E₀) makes the phase field ~10× more sensitive to "
@@ -975,7 +975,7 @@ def _phase_map_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> lis
         build_claim(id=f"{name}-barrier", stage=name, figure=figure, unit="percentage points",
                     claim="Raising the (101) barrier to the (001) value makes (101) less dominant at the "
                           "smallest anisotropy; value: the paired per-seed drop of its area fraction",
-                    paper="(101) becomes less dominant, mixing with other grains",
+                    paper="(101) less dominant",
                     evidence=barrier,
                     caveat="Paired by seed (same nuclei at both points); a 2-D cross-section."),
     ]
@@ -1113,7 +1113,7 @@ def _orientation_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> l
                     figure=None if result is None else "li_liquid_pole_figures.png",
                     claim="Random nucleus orientations, liquid electrolyte: (101)-class grains outnumber "
                           "(001) and (111)",
-                    paper="(101) texture dominant in liquid cells (Fig. S12, refs. 20–21)",
+                    paper="(101) dominant (Fig. S12)",
                     evidence=liquid_evidence,
                     caveat="Grains of no class ('other') are left out of the comparison; the paper "
                            "simulates three labels only, this stage continuous orientations."),
