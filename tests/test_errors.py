@@ -194,6 +194,12 @@ def wrong_values(info) -> st.SearchStrategy:
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     scalar = args[0] if origin is not None and origin not in (list, dict, typing.Literal) and len(args) == 1 else annotation
+    if set(args) == {str, list[float]}:  # nucleation.fibre_axis: a pole name or [h, k, l]
+        return st.one_of(st.integers(), st.booleans(), _words.filter(lambda w: w not in {"001", "101", "111"}),
+                         st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=2),
+                         st.just([0, 0, 0]))
+    if typing.get_origin(scalar) is list:  # an optional list (analysis.window_um): as the list itself
+        origin, annotation = list, scalar
     if scalar is int:
         ints_out = _out_of_range(info).map(lambda x: int(math.floor(x)) if x < 0 else int(math.ceil(x)))
         bad_ints = ints_out.filter(lambda n: not _in_bounds(info, n))

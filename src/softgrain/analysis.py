@@ -1,23 +1,33 @@
 """Texture analysis of grain maps: orientation fractions (overall and by height), surviving grains,
-grain width at the top surface, and statistics over nucleation seeds.
+grain width at the top surface, EBSD-like classes of crystal orientations, and statistics over
+nucleation seeds.
 
 A grain map is an integer (ny, nx) array of grain indices (−1 = no grain / not deposited), row 0 at
 the substrate; ``grain_orientation`` gives each grain's orientation index into
 :data:`~softgrain.materials.metals.ORIENTATIONS`. Run results and sweep stores are read through
 the accessors of their schema (:mod:`softgrain.output.results`).
+
+Crystal orientations (every run stores one quaternion per grain) are classified as EBSD maps are
+(:func:`class_texture`, through :func:`softgrain.ebsd.grain_texture`): a grain is "001", "101" or
+"111" when its growth direction lies within a tolerance (default 15°) of ⟨001⟩, ⟨101⟩ or ⟨111⟩,
+else "other"; count and area fractions, overall and in a height window.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import json
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 from scipy import special
 
-from softgrain.errors import UserInputError
+from softgrain.ebsd import grain_texture
+from softgrain.errors import ParameterError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS
-from softgrain.output.results import TASK_OK, grid_step, orientation_index, orientation_map
+from softgrain.output.results import (TASK_OK, class_tolerance_deg, grain_quaternions, grid_step,
+                                      orientation_distribution, orientation_index, orientation_map)
+from softgrain.physics.orientations import CLASSES
 
 
 def area_fractions(grain_map: np.ndarray, grain_orientation: np.ndarray) -> np.ndarray:
@@ -117,10 +127,116 @@ def texture(ds: xr.Dataset) -> xr.Dataset:
     )
 
 
+def window_rows(y_um: np.ndarray, window_um: Sequence[float]) -> tuple[int, int]:
+    """Half-open row range ``(first, stop)`` of the rows whose height y lies in [bottom, top).
+
+    Raises
+    ------
+    ParameterError
+        If the window is not ``[bottom, top]`` with 0 ≤ bottom < top (µm).
+    """
+    if len(window_um) != 2 or not (0 <= float(window_um[0]) < float(window_um[1])):
+        raise ParameterError("window_um", f"= {list(window_um)!r}: need [bottom, top] in µm with "
+                             "0 ≤ bottom < top")
+    y = np.asarray(y_um, dtype=float)
+    # A row belongs to the window when its height is in [bottom, top); 1e-9 µm absorbs rounding of
+    # heights that are multiples of the spacing.
+    first = int(np.searchsorted(y, float(window_um[0]) - 1e-9, side="left"))
+    stop = int(np.searchsorted(y, float(window_um[1]) - 1e-9, side="left"))
+    return first, stop
+
+
+def class_texture(ds: xr.Dataset, tolerance_deg: float | None = None,
+                  window_um: Sequence[float] | None = None, min_cells: int = 1) -> xr.Dataset:
+    """EBSD-like class fractions of the grains of every snapshot of a run result.
+
+    Each grain is classified by its growth direction (sample z, up the rows):
+    "001"/"101"/"111" within ``tolerance_deg`` of ⟨001⟩/⟨101⟩/⟨111⟩, else "other"
+    (:func:`softgrain.ebsd.grain_texture`, the same function as for measured EBSD maps).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run result with ``grain_quaternion``.
+    tolerance_deg : float, optional
+        Class tolerance; default: the run's ``analysis.tolerance_deg`` (15° unless set).
+    window_um : [bottom, top], optional
+        Also give the fractions of the grains in this height window (µm above the substrate).
+    min_cells : int
+        A grain counts only with at least this many cells (in the map or the window).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``count_fraction`` and ``area_fraction`` (time, class) over "001", "101", "111",
+        "other" (NaN without grains), ``grains`` (time); with a window also
+        ``window_count_fraction``, ``window_area_fraction``, ``window_grains``. Attributes:
+        ``tolerance_deg`` (and ``window_um``).
+    """
+    tolerance = class_tolerance_deg(ds) if tolerance_deg is None else float(tolerance_deg)
+    quaternions = grain_quaternions(ds)
+    maps = ds["grain"].values
+    rows = None if window_um is None else window_rows(ds["y"].values, window_um)
+    variables: dict[str, list] = {name: [] for name in ("count_fraction", "area_fraction", "grains")}
+    if rows is not None:
+        variables.update(window_count_fraction=[], window_area_fraction=[], window_grains=[])
+    for grain_map in maps:
+        whole = grain_texture(grain_map, quaternions, tolerance_deg=tolerance, min_cells=min_cells)
+        variables["count_fraction"].append([whole.count_fraction[c] for c in CLASSES])
+        variables["area_fraction"].append([whole.area_fraction[c] for c in CLASSES])
+        variables["grains"].append(whole.grains)
+        if rows is not None:
+            if rows[0] < rows[1]:
+                part = grain_texture(grain_map, quaternions, rows=rows, tolerance_deg=tolerance,
+                                     min_cells=min_cells)
+                count = [part.count_fraction[c] for c in CLASSES]
+                area = [part.area_fraction[c] for c in CLASSES]
+                grains = part.grains
+            else:  # the window lies above the grid
+                count = area = [float("nan")] * len(CLASSES)
+                grains = 0
+            variables["window_count_fraction"].append(count)
+            variables["window_area_fraction"].append(area)
+            variables["window_grains"].append(grains)
+    n = len(maps)
+    data = {}
+    for name, values in variables.items():
+        if name.endswith("grains"):
+            data[name] = (("time",), np.asarray(values, dtype=np.int64).reshape(n))
+        else:
+            data[name] = (("time", "class"), np.asarray(values, dtype=float).reshape(n, len(CLASSES)))
+    attrs: dict[str, Any] = {"tolerance_deg": tolerance}
+    if window_um is not None:
+        attrs["window_um"] = [float(v) for v in window_um]
+    return xr.Dataset(data, coords={"time": ds["time"].values, "class": list(CLASSES)}, attrs=attrs)
+
+
+def class_window_um(ds: xr.Dataset) -> list[float] | None:
+    """The height window of ``analysis.window_um`` the run was configured with, else None."""
+    try:
+        window = json.loads(str(ds.attrs.get("config_json", "{}"))).get("analysis", {}).get("window_um")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return None if window is None else [float(v) for v in window]
+
+
+def _fractions_json(tex: xr.Dataset, name: str) -> dict[str, list[float | None]]:
+    return {c: [None if not np.isfinite(v) else float(v) for v in tex[name].sel({"class": c}).values]
+            for c in CLASSES}
+
+
 def summary(ds: xr.Dataset) -> dict:
-    """The ``summary.json`` content of a run: fractions per orientation at each snapshot."""
+    """The ``summary.json`` content of a run: fractions per orientation at each snapshot.
+
+    Labels mode keeps the keys of the three-label model (``times_s``, ``fractions``,
+    ``grain_fractions``, ``grain_count``, ``surface_grain_count``, ``surface_grain_width_um``);
+    random and fibre runs (where ``fractions`` are by nearest pole) add ``classes``: the
+    EBSD-like ``count_fraction`` and ``area_fraction`` over "001", "101", "111", "other" at each
+    snapshot, ``grains``, ``tolerance_deg`` and, with ``analysis.window_um``, the same in the
+    window.
+    """
     tex = texture(ds)
-    return {
+    result: dict[str, Any] = {
         "times_s": [float(t) for t in tex["time"].values],
         "fractions": {o: [float(v) for v in tex["area_fraction"].sel(orientation=o).values]
                       for o in ORIENTATIONS},
@@ -130,6 +246,49 @@ def summary(ds: xr.Dataset) -> dict:
         "surface_grain_count": [int(v) for v in tex["surface_grain_count"].values],
         "surface_grain_width_um": [float(v) for v in tex["surface_grain_width_um"].values],
     }
+    if orientation_distribution(ds) != "labels" and "grain_quaternion" in ds:
+        window = class_window_um(ds)
+        classes = class_texture(ds, window_um=window)
+        entry: dict[str, Any] = {
+            "tolerance_deg": classes.attrs["tolerance_deg"],
+            "count_fraction": _fractions_json(classes, "count_fraction"),
+            "area_fraction": _fractions_json(classes, "area_fraction"),
+            "grains": [int(v) for v in classes["grains"].values],
+        }
+        if window is not None:
+            entry.update(window_um=window,
+                         window_count_fraction=_fractions_json(classes, "window_count_fraction"),
+                         window_area_fraction=_fractions_json(classes, "window_area_fraction"),
+                         window_grains=[int(v) for v in classes["window_grains"].values])
+        result["classes"] = entry
+    return result
+
+
+def class_ensemble_statistics(runs: Sequence[Mapping[str, float | None]],
+                              confidence: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Mean and Student-t confidence interval over runs of each class's fraction.
+
+    Parameters
+    ----------
+    runs : sequence of mapping
+        One ``{"001": f, "101": f, "111": f, "other": f}`` per run (e.g. the final snapshot's
+        ``count_fraction`` of :func:`class_texture`, or :meth:`softgrain.ebsd.GrainTexture.to_dict`'s);
+        None/NaN entries (no grains) are left out.
+    confidence : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    dict
+        ``{"001": {"mean": m, "ci95": [low, high], "n": k}, …, "other": …}``; NaN intervals
+        with fewer than two runs.
+    """
+    out = {}
+    for c in CLASSES:
+        samples = np.array([np.nan if run.get(c) is None else float(run[c]) for run in runs], dtype=float)
+        mean, low, high = mean_confidence_interval(samples, confidence)
+        out[c] = {"mean": mean, "ci95": [low, high], "n": int(np.isfinite(samples).sum())}
+    return out
 
 
 def mean_confidence_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:

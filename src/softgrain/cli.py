@@ -16,6 +16,7 @@ import math
 import sys
 import tomllib
 import warnings
+from enum import Enum
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
@@ -23,11 +24,11 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
-from softgrain import report, setup
+from softgrain import ebsd, report, setup
 from softgrain.config import load_config, preset_names
 from softgrain.errors import ParameterError, SimulationError, UserInputError
 from softgrain.materials.metals import load_metal
-from softgrain.output import checkpoint, plots, viewers
+from softgrain.output import checkpoint, orientation_plots, plots, viewers
 from softgrain.output.checkpoint import RunStopped
 from softgrain.output.files import check_output_dir, prepare_output_dir, save_figure
 from softgrain.output.results import load_result
@@ -326,6 +327,17 @@ def _configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
+class GrowthAxis(str, Enum):
+    z = "z"
+    x = "x"
+    y = "y"
+
+
+def texture_plot_path(path: Path) -> Path:
+    """Where ``--plot FILE`` puts the growth texture beside the IPF map: FILE_texture.EXT."""
+    return path.with_name(f"{path.stem}_texture{path.suffix}")
+
+
 @app.command("compare-experiments")
 def compare_experiments_command(
     seeds: int = typer.Option(8, "--seeds", help="nucleation seeds per condition (0: theory only)"),
@@ -336,18 +348,82 @@ def compare_experiments_command(
                                 help="also simulate li-liquid for the grain-size comparison with liquid cells"),
     store_dir: Optional[Path] = typer.Option(
         None, "--store-dir", help="keep each preset's ensemble in DIR/<preset>.zarr; rerunning resumes"),
+    ebsd_files: List[str] = typer.Option(
+        [], "--ebsd", metavar="COND=FILE",
+        help="use your EBSD map of a condition (li-solid, li-solid-80c, li-solid-lixsi) instead of the "
+             "paper's percentages: .ang, .ctf or orix .h5 (repeatable)"),
+    ebsd_growth_direction: GrowthAxis = typer.Option(
+        GrowthAxis.z, "--ebsd-growth-direction", case_sensitive=False,
+        help="sample axis of growth in the --ebsd maps: z (plan view) or x / y (cross-sections)"),
+    ebsd_tolerance: float = typer.Option(ebsd.DEFAULT_TOLERANCE_DEG, "--ebsd-tolerance", metavar="DEG",
+                                         help="class tolerance for the --ebsd maps (degrees)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """Simulated texture (mean ± 95 % CI over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
-    with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set"):
-        result = experiments.compare_experiments(seeds, workers=workers, scheduler=scheduler,
-                                                 overrides=_parse_set(set_), progress=not (quiet or as_json),
-                                                 include_liquid=liquid, store_dir=store_dir)
+    files: dict[str, Path] = {}
+    for item in ebsd_files:
+        condition, sep, path = item.partition("=")
+        if not sep or not condition.strip() or not path.strip():
+            fail(f"--ebsd {item!r}: expected COND=FILE, e.g. --ebsd li-solid=map.ang")
+        files[condition.strip()] = Path(path.strip())
+    with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set",
+               ebsd_files="--ebsd", growth_direction="--ebsd-growth-direction", tolerance_deg="--ebsd-tolerance"):
+        result = experiments.compare_experiments(
+            seeds, workers=workers, scheduler=scheduler, overrides=_parse_set(set_),
+            progress=not (quiet or as_json), include_liquid=liquid, store_dir=store_dir, ebsd_files=files,
+            ebsd_options={"growth_direction": ebsd_growth_direction.value, "tolerance_deg": ebsd_tolerance})
     if as_json:
         typer.echo(json.dumps(result))
         return
     show(Console(width=max(Console().width, 120)), report.experiments(result))
+
+
+@app.command("ebsd")
+def ebsd_command(
+    file: Path = typer.Argument(..., metavar="FILE", help="EBSD map: .ang (EDAX/TSL), .ctf (Oxford/HKL) or orix .h5"),
+    growth_direction: GrowthAxis = typer.Option(
+        GrowthAxis.z, "--growth-direction", case_sensitive=False,
+        help="sample axis along which the metal grew: z (map normal, plan view) or x / y (cross-sections)"),
+    tolerance: float = typer.Option(ebsd.DEFAULT_TOLERANCE_DEG, "--tolerance", metavar="DEG",
+                                    help="class tolerance around <001>, <101>, <111> (degrees)"),
+    threshold: float = typer.Option(ebsd.DEFAULT_MISORIENTATION_THRESHOLD_DEG, "--threshold", metavar="DEG",
+                                    help="grain boundary misorientation (degrees): neighbours below it form one grain"),
+    min_size: int = typer.Option(ebsd.DEFAULT_MIN_GRAIN_SIZE_PX, "--min-size", metavar="POINTS",
+                                 help="smallest grain counted (map points)"),
+    phase: Optional[str] = typer.Option(None, "--phase", help="phase to analyse when the map indexes several"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", metavar="FILE.png",
+        help="write the IPF grain map to FILE.png and the growth texture (IPF densities, pole figures) "
+             "to FILE_texture.png"),
+) -> None:
+    """Classify the grains of a real EBSD map like a simulation's: count and area fractions of
+    (001), (101), (111) within --tolerance of the growth direction, and "other"."""
+    names = {"growth_direction": "--growth-direction", "tolerance_deg": "--tolerance",
+             "threshold_deg": "--threshold", "min_size_px": "--min-size", "phase": "--phase"}
+    with flags(**names):
+        result = ebsd.analyse_ebsd(file, growth_direction=growth_direction.value, tolerance_deg=tolerance,
+                                   threshold_deg=threshold, min_size_px=min_size, phase=phase)
+    written: list[Path] = []
+    if plot is not None:
+        step_y, step_x = result.ebsd.step
+        title = f"{file.name}: {result.texture.grains} grains"
+        try:
+            written.append(save_figure(orientation_plots.plot_ipf_grain_map(
+                result.labels, result.grain_quaternions, sample_axis=growth_direction.value,
+                spacing=(step_y, step_x), unit=result.ebsd.scan_unit, origin="upper", title=title), plot))
+            area = result.texture.grain_area * result.texture.counted
+            written.append(save_figure(orientation_plots.plot_growth_texture(
+                result.grain_quaternions, area, sample_axis=growth_direction.value, tolerance_deg=tolerance,
+                title=title), texture_plot_path(plot)))
+        except UserInputError as exc:
+            fail(f"--plot: {exc}")
+    report_dict = result.to_dict()
+    if as_json:
+        typer.echo(json.dumps({**report_dict, "plots": [str(p) for p in written]}))
+        return
+    show(Console(width=max(Console().width, 100)), report.ebsd(report_dict, written))
 
 
 @app.command("interlayer")

@@ -144,8 +144,90 @@ class NucleationConfig(StrictModel):
     rows: int = Field(1, ge=1, description="nuclei are placed at distinct random cells of the bottom `rows` rows")
     radius_cells: float = Field(default_factory=_default("nucleation", "radius_cells"), gt=0, le=50,
                                 description="nucleus radius in grid cells")
-    orientations: list[Orientation] = Field(default_factory=lambda: list(ORIENTATIONS),
-                                            min_length=1, description="orientations drawn at random")
+    orientations: list[Orientation] = Field(default_factory=lambda: list(ORIENTATIONS), min_length=1, description=(
+        "labels mode: the growth-direction labels a nucleus draws from, uniformly (the paper's "
+        "(001), (101), (111)); the rotation about the growth axis is uniform"))
+    orientation_distribution: Literal["labels", "random", "fibre"] = Field("labels", description=(
+        "how a nucleus's crystal orientation (a rotation with Li's cubic m-3m symmetry) is drawn: "
+        "'labels' — growth axis along one of `orientations` (the paper's three; default); "
+        "'random' — uniform over all rotations (a polycrystalline substrate with no texture); "
+        "'fibre' — growth direction scattered by `fibre_spread_deg` about `fibre_axis` (a textured "
+        "substrate). With 'random'/'fibre', E_s and E_a of a grain are interpolated over the "
+        "standard triangle from the three pole values (ASSUMED barycentric rule, "
+        "softgrain.physics.orientations.interpolate_pole_values)"))
+    fibre_axis: str | list[float] = Field("101", description=(
+        "fibre mode: crystal direction of the fibre, '001', '101' or '111' (paper notation, "
+        "(101) ≡ (110)) or [h, k, l]; default ⟨101⟩, the close-packed {110} planes of bcc metals "
+        "parallel to the substrate, the usual fibre of bcc films (ASSUMED for Li on Cu)"))
+    fibre_spread_deg: float = Field(default_factory=_default("nucleation", "fibre_spread_deg"), ge=0,
+                                    le=90, description=(
+        "fibre mode: spread σ (degrees) of the growth direction about `fibre_axis` (von Mises–Fisher, "
+        "κ = 1/σ²; 0 = a perfect fibre); default 10° (ASSUMED, data/phasefield.toml)"))
+
+    layer: Literal["columns", "discs"] = Field("columns", description=(
+        "how the nuclei fill the nucleation layer (the rows their discs touch): 'columns' — after "
+        "the discs are placed, every cell of the layer belongs to the nucleus whose centre is "
+        "nearest in x (periodic; a Voronoi partition of the substrate), because islands that "
+        "nucleate together meet halfway and an unclaimed φ = 0 cell between them is not a "
+        "physical state (it lets grains race into it at the artificial speed 2√(Lκα)); "
+        "'discs' — only the discs, φ = 0 between them (softgrain ≤ issue 10; README, "
+        "'Fair nucleation')"))
+    min_spacing_cells: float = Field(0.0, ge=0, description=(
+        "smallest distance in x (periodic, cells) between two nucleus centres, enforced by "
+        "rejection with the seeded generator; 0 = no constraint (the plain uniform draw)"))
+
+    @field_validator("fibre_axis", mode="before")
+    @classmethod
+    def _fibre_axis_kind(cls, value: Any) -> Any:
+        # Without this a number (`--set nucleation.fibre_axis=101` reads 101 as TOML) would get
+        # pydantic's two-part union message instead of one that says what to write.
+        numbers = isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not (isinstance(value, str) or numbers):
+            raise ValueError(f"expected a quoted pole name ({', '.join(repr(o) for o in ORIENTATIONS)}) "
+                             "or a crystal direction [h, k, l]")
+        return value
+
+    @field_validator("fibre_axis")
+    @classmethod
+    def _fibre_axis(cls, value: str | list[float]) -> str | list[float]:
+        if isinstance(value, str):
+            if value not in ORIENTATIONS:
+                raise ValueError(f"unknown fibre axis; allowed: {', '.join(repr(o) for o in ORIENTATIONS)} "
+                                 "or a crystal direction [h, k, l]")
+            return value
+        if len(value) != 3 or not any(component != 0 for component in value):
+            raise ValueError("a crystal direction needs three components, not all zero, e.g. [1, 1, 0]")
+        return [float(component) for component in value]
+
+    @model_validator(mode="after")
+    def _labels_only_in_labels_mode(self) -> "NucleationConfig":
+        if self.orientation_distribution != "labels" and sorted(self.orientations) != sorted(ORIENTATIONS):
+            raise KeyedValueError(
+                "orientations", f"= {self.orientations!r} restricts the labels, but "
+                f"orientation_distribution = {self.orientation_distribution!r} draws no labels; "
+                "allowed: leave nucleation.orientations out, or orientation_distribution = 'labels'")
+        return self
+
+
+class AnalysisConfig(StrictModel):
+    """How a run's grains are classified like an EBSD map (summary.json, result.nc, figures)."""
+
+    tolerance_deg: float = Field(default_factory=_default("analysis", "tolerance_deg"), gt=0, le=45,
+                                 description=(
+        "EBSD-like classes: a grain is '001'/'101'/'111' when its growth direction lies within this "
+        "angle (degrees) of ⟨001⟩/⟨101⟩/⟨111⟩, else 'other'; default 15° (data/phasefield.toml). "
+        "Above 17.6° the caps overlap and the nearest pole wins"))
+    window_um: list[float] | None = Field(None, description=(
+        "optional height window [bottom, top] (µm above the substrate) in which summary.json also "
+        "reports the class fractions (e.g. the top of the deposit, as a plan-view EBSD map sees it)"))
+
+    @field_validator("window_um")
+    @classmethod
+    def _window(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not (len(value) == 2 and 0 <= value[0] < value[1]):
+            raise ValueError("need [bottom, top] in µm with 0 ≤ bottom < top")
+        return value
 
 
 class DepositionConfig(StrictModel):
@@ -160,6 +242,14 @@ class DepositionConfig(StrictModel):
         "grains grow into; 'zero-flux' — a closed boundary that costs no gradient energy. The "
         "paper does not say; 'empty' is what lets the surface energy act on growth (README, "
         "'Deposition front')"))
+    open_front_from: Literal["resolved", "start"] = Field("resolved", description=(
+        "when an 'empty' front opens: 'resolved' — zero-flux until the deposit is at least "
+        "W = ceil(2·max_q √(2κ_q/(α w_q)) / h) rows thick, the full width of the widest "
+        "grain–surface tanh profile (a thinner deposit cannot hold that profile: the open "
+        "front's φ = 0 would reach into the grain's bulk and kill high-κ nuclei by "
+        "under-resolution, not by an energy balance), open above; 'start' — open from the first "
+        "step (softgrain ≤ issue 10). No effect with front_boundary = 'zero-flux' (README, "
+        "'Fair nucleation')"))
 
 
 class LandauConfig(StrictModel):
@@ -215,6 +305,26 @@ class MappingConfig(StrictModel):
         "Eq. S15)"))
 
 
+class ModelConfig(StrictModel):
+    """Which phase-field formulation maps the materials data onto the model (issue 11).
+
+    Both use the same energy and kernel (:mod:`softgrain.phasefield.update`); they differ in the
+    per-grain constants κ_q, w_q, g_q built by :func:`softgrain.setup.build`
+    (``docs/consistent-formulation.md``).
+    """
+
+    formulation: Literal["paper", "consistent"] = Field("paper", description=(
+        "'paper' — Eq. S13–S15 as printed: κ_q = κ1·exp(κ2·E_s,q/E0) with E0 the mean E_s of the "
+        "grains present, w_q = landau.w, no strain term (reproduces the paper's figures); "
+        "'consistent' — boundary energy ∝ E_s at constant width and the theory's strain energy "
+        "as a bulk driving force: κ_q = κ0·e_q, w_q = e_q = E_s,q/E0 with E0 the mean E_s of the "
+        "metal's three orientations at its strain (a material constant), κ0 = κ1·exp(κ2), "
+        "g_q = λ·(F_strain,q − min_p F_strain,p) + (e_q − 1)α²/(4β) with F_strain,q = σ_y·ε_q "
+        "(theory Eq. S9–S11) and λ = σ0·Δx/E0, σ0 = √(2κ0α³)/(3β) — no new free constant "
+        "(MODEL.md §7 prototype D; docs/consistent-formulation.md). Needs landau.alpha = "
+        "landau.beta, landau.gamma = 1.5·landau.beta and landau.w = 1"))
+
+
 class NumericsConfig(StrictModel):
     kernel: Literal["sparse", "dense"] = Field("sparse", description=(
         "'sparse': compiled locally-reduced order parameters; 'dense': NumPy reference (slow)"))
@@ -251,7 +361,9 @@ class SimulationConfig(StrictModel):
     deposition: DepositionConfig = Field(default_factory=DepositionConfig)
     landau: LandauConfig = Field(default_factory=LandauConfig)
     mapping: MappingConfig = Field(default_factory=MappingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     numerics: NumericsConfig = Field(default_factory=NumericsConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     conditions: ConditionsConfig | None = Field(None, description=(
         "optional stack pressure and substrate; their lattice strain is the film's strain, so "
         "material.strain is then left out (a value equal to the derived strain is accepted)"))
@@ -269,6 +381,21 @@ class SimulationConfig(StrictModel):
                 "nucleation.rows", f"= {self.nucleation.rows}: nucleation.rows + nucleation.radius_cells "
                 f"= {self.nucleation.rows + self.nucleation.radius_cells:g} reaches grid.ny = {self.grid.ny}; "
                 f"allowed: nucleation.rows + nucleation.radius_cells < {self.grid.ny}")
+        spacing = self.nucleation.min_spacing_cells
+        if self.nucleation.count * spacing > self.grid.nx:
+            raise KeyedValueError(
+                "nucleation.min_spacing_cells", f"= {spacing:g}: {self.nucleation.count} nuclei "
+                f"cannot be {spacing:g} cells apart on grid.nx = {self.grid.nx} columns; allowed: "
+                f"nucleation.count × nucleation.min_spacing_cells ≤ grid.nx")
+        landau = self.landau
+        if self.model.formulation == "consistent" and not (
+                landau.alpha == landau.beta and landau.gamma == 1.5 * landau.beta
+                and landau.w == 1.0):
+            raise KeyedValueError(
+                "model.formulation", f"= 'consistent' needs landau.alpha = landau.beta (wells at "
+                f"φ = 1), landau.gamma = 1.5·landau.beta (closed-form boundary energy) and "
+                f"landau.w = 1 (the weights are w_q = E_s,q/E0); got alpha = {landau.alpha:g}, "
+                f"beta = {landau.beta:g}, gamma = {landau.gamma:g}, w = {landau.w:g}")
         return self
 
     def to_json(self) -> str:

@@ -38,7 +38,7 @@ from orix.quaternion.symmetry import Oh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from softgrain.errors import UserInputError
+from softgrain.errors import ParameterError, UserInputError
 from softgrain.physics.orientations import (
     CLASSES,
     DEFAULT_TOLERANCE_DEG,
@@ -490,17 +490,18 @@ def analyse_ebsd(path: str | Path, *, growth_direction: str = "z",
     ------
     EBSDFileError
         See :func:`read_ebsd`; also when no grain reaches ``min_size_px``.
-    UserInputError
-        For an unknown growth direction or an invalid tolerance, threshold or size.
+    ParameterError
+        For an unknown growth direction or an invalid tolerance, threshold or size (the message
+        names the parameter).
     """
     if growth_direction not in SAMPLE_AXES:
-        raise UserInputError(f"growth_direction must be one of {list(SAMPLE_AXES)}, got {growth_direction!r}")
+        raise ParameterError("growth_direction", f"must be one of {list(SAMPLE_AXES)}, got {growth_direction!r}")
     if not (math.isfinite(tolerance_deg) and 0 < tolerance_deg <= 90):
-        raise UserInputError(f"tolerance_deg must be in (0, 90], got {tolerance_deg}")
+        raise ParameterError("tolerance_deg", f"must be in (0, 90] degrees, got {tolerance_deg}")
     if not (math.isfinite(threshold_deg) and 0 < threshold_deg < 63):
-        raise UserInputError(f"threshold_deg must be in (0, 63), got {threshold_deg}")
+        raise ParameterError("threshold_deg", f"must be in (0, 63) degrees, got {threshold_deg}")
     if int(min_size_px) != min_size_px or min_size_px < 1:
-        raise UserInputError(f"min_size_px must be an integer >= 1, got {min_size_px}")
+        raise ParameterError("min_size_px", f"must be an integer >= 1, got {min_size_px}")
     ebsd = read_ebsd(path, phase=phase)
     labels, grain_q = segment_grains(ebsd.orientations, ebsd.valid, threshold_deg=threshold_deg,
                                      min_size_px=int(min_size_px))

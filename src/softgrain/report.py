@@ -17,7 +17,9 @@ from rich.table import Table
 
 from softgrain import analysis
 from softgrain.materials.metals import ORIENTATIONS
+from softgrain.output.results import orientation_distribution
 from softgrain.phasefield.solver import Simulation
+from softgrain.physics.orientations import CLASSES
 from softgrain.physics.interlayer import CRITERIA
 from softgrain.physics.theory import CROSSOVER_BRACKET_C, EnergyDifference
 from softgrain.studies.benchmark import TARGETS
@@ -58,13 +60,25 @@ def theory(result: EnergyDifference, label: str, crossover: float | None) -> lis
 def run_summary(simulation: Simulation, ds: xr.Dataset, written: Mapping[str, Path]) -> list[str]:
     """Grains, steps and wall time of a finished run, its fractions per snapshot, the files."""
     summary = analysis.summary(ds)
+    classes = summary.get("classes")
     lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
-             f"in {simulation.wall_time_s:.1f} s"]
-    for time_s, *fractions in zip(summary["times_s"], *(summary["fractions"][o] for o in summary["fractions"])):
+             f"in {simulation.wall_time_s:.1f} s"
+             + (f" ({ds.attrs['orientation_distribution']} orientations; area fractions by nearest pole)"
+                if classes else "")]
+    for k, (time_s, *fractions) in enumerate(zip(summary["times_s"],
+                                                 *(summary["fractions"][o] for o in summary["fractions"]))):
         text = ", ".join(f"({o}) {f:.1%}" for o, f in zip(summary["fractions"], fractions))
         lines.append(f"  t = {time_s:g} s: {text}")
+        if classes:
+            counts = ", ".join(f"{c} {_percent(classes['count_fraction'][c][k])}" for c in classes["count_fraction"])
+            lines.append(f"    grains within {classes['tolerance_deg']:g}° ({classes['grains'][k]} grains, "
+                         f"count fractions): {counts}")
     lines.extend(f"  wrote {path}" for path in written.values())
     return lines
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.1%}"
 
 
 _PROVENANCE_KEYS = ("preset", "metal", "temperature_C", "seed", "status", "last_time_s",
@@ -72,10 +86,13 @@ _PROVENANCE_KEYS = ("preset", "metal", "temperature_C", "seed", "status", "last_
                     "git_commit", "git_dirty", "platform", "command")
 
 
-def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, Table]:
-    """(texture table, provenance table) of a run result: the texture at each snapshot."""
+def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, ...]:
+    """(texture table, provenance table) of a run result: the texture at each snapshot; a random-
+    or fibre-orientation run also gets the EBSD-like classes (between the two)."""
     tex = analysis.texture(ds)
-    table = Table(title=title or f"{ds.attrs.get('preset', 'run')}: texture by snapshot")
+    labels = orientation_distribution(ds) == "labels" or "grain_quaternion" not in ds
+    table = Table(title=(title or f"{ds.attrs.get('preset', 'run')}: texture by snapshot")
+                  + ("" if labels else " (area fractions by nearest pole)"))
     for column in ("t (s)", "step", *(f"({o})" for o in ORIENTATIONS), "grains",
                    "surface grains", "surface width (µm)"):
         table.add_column(column, justify="right")
@@ -89,10 +106,43 @@ def run_tables(ds: xr.Dataset, title: str = "") -> tuple[Table, Table]:
     provenance = Table(title="provenance", show_header=False)
     provenance.add_column("key", style="bold")
     provenance.add_column("value")
-    for key in _PROVENANCE_KEYS:
+    for key in _PROVENANCE_KEYS + ("orientation_distribution", "class_tolerance_deg"):
         if key in ds.attrs and str(ds.attrs[key]) != "":
             provenance.add_row(key, str(ds.attrs[key]))
-    return table, provenance
+    if labels:
+        return table, provenance
+    classes = analysis.class_texture(ds)
+    class_table = Table(title=f"EBSD-like classes: growth direction within {classes.attrs['tolerance_deg']:g}° "
+                              "of a pole (count fraction / area fraction)")
+    for column in ("t (s)", *(c if c == "other" else f"({c})" for c in CLASSES), "grains"):
+        class_table.add_column(column, justify="right")
+    for k, t in enumerate(classes["time"].values):
+        class_table.add_row(f"{float(t):g}", *(
+            f"{_percent(classes['count_fraction'].values[k, i])} / {_percent(classes['area_fraction'].values[k, i])}"
+            for i in range(len(CLASSES))), str(int(classes["grains"].values[k])))
+    return table, class_table, provenance
+
+
+# ---------------------------------------------------------------------------------------------
+# EBSD files
+# ---------------------------------------------------------------------------------------------
+
+def ebsd(report: Mapping[str, Any], plots: Sequence[Path] = ()) -> list[Shown]:
+    """The classes of an EBSD map (:meth:`softgrain.ebsd.EBSDAnalysis.to_dict`) as a table."""
+    table = Table(title=f"{report['file']}: {report['grains']} grains of {report['phase']}, growth "
+                        f"direction {report['growth_direction']}, within {report['tolerance_deg']:g}°")
+    for column in ("class", "count fraction", "area fraction"):
+        table.add_column(column, justify="right")
+    for c in report["count_fraction"]:
+        table.add_row(c if c == "other" else f"({c})", _percent(report["count_fraction"][c]),
+                      _percent(report["area_fraction"][c]))
+    shape = "×".join(str(n) for n in report["map_shape"])
+    shown: list[Shown] = [table, (
+        f"map {shape} points, {report['indexed_fraction']:.1%} indexed; grains: misorientation "
+        f"< {report['misorientation_threshold_deg']:g}°, at least {report['min_grain_size_px']} points "
+        f"({report['segmented_fraction']:.1%} of the indexed points)")]
+    shown.extend(f"wrote {path}" for path in plots)
+    return shown
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,21 +158,27 @@ def format_fraction(stats: Mapping[str, Any] | None) -> str:
     return f"{100 * stats['mean']:.1f} %{interval}"
 
 
+def _measured_classes(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The orientations of a comparison row, and "other" where an EBSD file measured it."""
+    return ORIENTATIONS + (("other",) if "other" in row["experiment"] else ())
+
+
 def markdown_table(result: Mapping[str, Any]) -> str:
     """A comparison (:func:`softgrain.studies.experiments.compare_experiments`) as a Markdown
     table: simulated mean [95 % CI] vs measured, and the theory's verdict."""
     lines = ["| condition | strain | orientation | simulated (mean [95 % CI]) | EBSD | theory favours |",
              "|---|---|---|---|---|---|"]
     for row in result["conditions"]:
-        for i, orientation in enumerate(ORIENTATIONS):
+        for i, orientation in enumerate(_measured_classes(row)):
             first = i == 0
             measured = row["experiment"][orientation]
-            simulated = row["simulated"][orientation] if row["simulated"] else None
+            simulated = row["simulated"].get(orientation) if row["simulated"] else None
             condition = row["description"] if first else ""
             strain = f"{row['strain']:+.4f}" if first else ""
             observed = "—" if measured is None else f"{100 * measured:.1f} %"
             verdict = f"({row['theory_favoured']})" if first else ""
-            lines.append(f"| {condition} | {strain} | ({orientation}) | {format_fraction(simulated)} "
+            name = orientation if orientation == "other" else f"({orientation})"
+            lines.append(f"| {condition} | {strain} | {name} | {format_fraction(simulated)} "
                          f"| {observed} | {verdict} |")
     return "\n".join(lines)
 
@@ -133,15 +189,22 @@ def experiments(result: Mapping[str, Any]) -> list[Shown]:
     for column in ("condition", "strain", "orientation", "simulated", "EBSD", "theory favours"):
         table.add_column(column)
     for row in result["conditions"]:
-        for i, orientation in enumerate(ORIENTATIONS):
+        classes = _measured_classes(row)
+        for i, orientation in enumerate(classes):
             measured = row["experiment"][orientation]
-            simulated = row["simulated"][orientation] if row["simulated"] else None
+            simulated = row["simulated"].get(orientation) if row["simulated"] else None
             table.add_row(row["description"] if i == 0 else "", f"{row['strain']:+.4f}" if i == 0 else "",
-                          f"({orientation})", format_fraction(simulated),
-                          "—" if measured is None else f"{100 * measured:.1f} %",
+                          orientation if orientation == "other" else f"({orientation})",
+                          format_fraction(simulated), "—" if measured is None else f"{100 * measured:.1f} %",
                           f"({row['theory_favoured']})" if i == 0 else "",
-                          end_section=i == len(ORIENTATIONS) - 1)
+                          end_section=i == len(classes) - 1)
     shown: list[Shown] = [table]
+    for row in result["conditions"]:
+        if "ebsd_file" in row:
+            info = row["ebsd_file"]
+            shown.append(f"EBSD of {row['preset']} ({row['description']}) from {info['file']}: "
+                         f"{info['grains']} grains, count fractions within {info['tolerance_deg']:g}° of "
+                         f"the growth direction {info['growth_direction']} (in place of the paper's)")
     for entry in result["grain_size"]["entries"]:
         width = entry["simulated_width_um"]
         low, high = width["ci95"]
@@ -265,6 +328,7 @@ def bench(result: Mapping[str, Any], keys: Iterable[str] = BENCH_HEADLINES) -> T
 
 __all__ = [
     "bench",
+    "ebsd",
     "experiments",
     "format_fraction",
     "interlayer",

@@ -3,9 +3,11 @@
 :func:`build` is the one place where a validated configuration becomes the numbers of a run
 (:class:`~softgrain.phasefield.inputs.ModelInputs`): the lattice strain that ``[conditions]``
 imply (:mod:`softgrain.physics.conditions`), the surface energies E_s at that strain and the
-barriers E_a (materials data, then the configuration's overrides), L_q and κ_q of every grain
-(Eq. S14–S15), the Landau coefficients, the nuclei, the deposition front, and the sub-steps that
-keep explicit Euler stable. The engine never sees the configuration, as MOOSE's ``GBEvolution``
+barriers E_a (materials data, then the configuration's overrides), the per-grain constants
+L_q, κ_q, w_q, g_q of the chosen formulation (``model.formulation``: the paper's Eq. S14–S15, or
+the consistent mapping of :mod:`softgrain.phasefield.consistent` with the theory's strain energy),
+the Landau coefficients, the nuclei, the deposition front and when it opens, and the sub-steps
+that keep explicit Euler stable. The engine never sees the configuration, as MOOSE's ``GBEvolution``
 material maps σ, Q and T to L and κ so that its kernels never see units.
 
 Around it, the ways to run:
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -40,22 +42,37 @@ from softgrain import analysis
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ConfigError, StabilityError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS, load_metal
-from softgrain.output import checkpoint, plots
+from softgrain.output import checkpoint, orientation_plots, plots
 from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
-from softgrain.output.results import MAPS_FIGURE, RESULT_FILE, SUMMARY_FILE, TEXTURE_FIGURE, run_dataset
-from softgrain.phasefield.deposition import DepositionFront
+from softgrain.output.results import (GROWTH_TEXTURE_FIGURE, IPF_MAP_FIGURE, MAPS_FIGURE, RESULT_FILE,
+                                      SUMMARY_FILE, TEXTURE_FIGURE, orientation_distribution, run_dataset)
+from softgrain.phasefield.consistent import consistent_grain_constants, strain_coupling
+from softgrain.phasefield.deposition import DepositionFront, resolved_front_rows
 from softgrain.phasefield.energy import Landau
 from softgrain.phasefield.grains import GrainParameters
 from softgrain.phasefield.initial import nucleate, nucleation_from_labels
 from softgrain.phasefield.inputs import ModelInputs
-from softgrain.phasefield.mapping import (MappingConstants, SubsteppingWarning, map_orientations,
-                                          stable_time_step, substeps_for)
+from softgrain.phasefield.mapping import (MappingConstants, OrientationParameters, SubsteppingWarning,
+                                          gradient_coefficient, map_orientations,
+                                          mobility as mapped_mobility, stable_time_step,
+                                          substeps_for)
 from softgrain.phasefield.solver import Simulation
+from softgrain.physics import orientations
 from softgrain.physics.conditions import LatticeStrain, lattice_strain
+from softgrain.physics.theory import TheoryParameters, strain_energy
 
 # A strain given beside [conditions] is accepted when it is the derived one (a stored
 # configuration of an older softgrain records both); this is the tolerance of "the same".
 _SAME_STRAIN = 1e-12
+
+ORIENTATION_STREAM = 13
+"""Second key of the random stream of the crystal orientations, ``default_rng([run.seed, 13])``.
+
+A stream of its own, apart from nucleation's ``default_rng(run.seed)``: drawing rotations leaves
+the nuclei's positions and labels exactly as they were before orientations existed (the
+three-label mode is bit-identical), and a random- or fibre-mode run has the same nucleus
+positions as the labelled run of the same seed.
+"""
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,190 @@ def material_inputs(config: SimulationConfig) -> MaterialInputs:
     return MaterialInputs(metal.symbol, strain, lattice, energies, barriers)
 
 
+@dataclass(frozen=True)
+class GrainCrystals:
+    """The crystal orientation of every grain and the anisotropic inputs it implies.
+
+    Attributes
+    ----------
+    distribution : str
+        "labels", "random" or "fibre" (``nucleation.orientation_distribution``).
+    quaternion : numpy.ndarray
+        (n, 4) unit quaternions, orix convention (sample → crystal), m-3m symmetry.
+    growth_direction : numpy.ndarray
+        (n, 3) crystal direction along the growth axis (sample z: up the grid's rows), reduced
+        to the standard triangle.
+    nearest_pole : numpy.ndarray
+        (n,) int32 index into ``ORIENTATIONS`` of the pole nearest to the growth direction: the
+        label itself in labels mode.
+    surface_energy_J_m2, barrier_eV : numpy.ndarray
+        (n,) E_s and E_a of each grain: the pole values in labels mode, else interpolated over
+        the standard triangle (:func:`softgrain.physics.orientations.interpolate_pole_values`).
+    """
+
+    distribution: str
+    quaternion: np.ndarray
+    growth_direction: np.ndarray
+    nearest_pole: np.ndarray
+    surface_energy_J_m2: np.ndarray
+    barrier_eV: np.ndarray
+
+
+def grain_crystals(config: SimulationConfig, material: MaterialInputs,
+                   grain_orientation: np.ndarray | None) -> GrainCrystals:
+    """Draw the crystal orientation of every grain and its E_s and E_a.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        Gives ``nucleation.orientation_distribution`` (and the fibre), ``run.seed`` and the
+        number of nuclei.
+    material : MaterialInputs
+        The pole values of E_s and E_a (:func:`material_inputs`).
+    grain_orientation : numpy.ndarray or None
+        Labels mode: each grain's label (index into ``ORIENTATIONS``); its rotation about the
+        growth axis is drawn uniformly. Random/fibre modes: None (``nucleation.count`` grains).
+
+    Notes
+    -----
+    All draws come from ``default_rng([run.seed, ORIENTATION_STREAM])``; the same seed gives
+    the same orientations.
+    """
+    rng = np.random.default_rng([config.run.seed, ORIENTATION_STREAM])
+    nucleation = config.nucleation
+    if grain_orientation is not None:
+        labels = [ORIENTATIONS[int(k)] for k in grain_orientation]
+        rotations = orientations.label_orientations(labels, rng)
+        pole = np.asarray(grain_orientation, dtype=np.int32)
+        # The pole values themselves (no interpolation), so that labelled grains get exactly the
+        # numbers of the paper's three-orientation model.
+        energy = np.array([material.surface_energy_J_m2[o] for o in labels], dtype=float)
+        barrier = np.array([material.barrier_eV[o] for o in labels], dtype=float)
+        return GrainCrystals("labels", orientations.quaternions(rotations),
+                             orientations.growth_directions(rotations), pole, energy, barrier)
+    if nucleation.orientation_distribution == "random":
+        rotations = orientations.random_orientations(nucleation.count, rng)
+    elif nucleation.orientation_distribution == "fibre":
+        axis = (orientations.POLE_DIRECTIONS[nucleation.fibre_axis]
+                if isinstance(nucleation.fibre_axis, str) else nucleation.fibre_axis)
+        rotations = orientations.fibre_orientations(nucleation.count, axis, nucleation.fibre_spread_deg, rng)
+    else:
+        raise ConfigError("nucleation.orientation_distribution = 'labels' needs the grains' labels")
+    directions = orientations.growth_directions(rotations)
+    pole, _ = orientations.nearest_pole(directions)
+    return GrainCrystals(
+        nucleation.orientation_distribution, orientations.quaternions(rotations), directions,
+        pole.astype(np.int32),
+        orientations.interpolate_pole_values(directions, material.surface_energy_J_m2),
+        orientations.interpolate_pole_values(directions, material.barrier_eV))
+
+
+@dataclass(frozen=True)
+class FormulationConstants:
+    """The per-orientation and per-grain constants of one formulation (see :func:`grain_constants`).
+
+    Attributes
+    ----------
+    orientation_parameters : OrientationParameters
+        E_s, E_a, L and κ of each orientation, E0 and T.
+    grains : GrainParameters
+        L_q, κ_q, w_q, g_q of every grain.
+    strain_coupling_m3_J : float
+        λ (consistent; 0 for the paper formulation, which has no strain term).
+    orientation_strain_energy_J_m3 : numpy.ndarray or None
+        F_strain,o = σ_y ε_o of each orientation (theory Eq. S9–S11; consistent only).
+    """
+
+    orientation_parameters: OrientationParameters
+    grains: GrainParameters
+    strain_coupling_m3_J: float
+    orientation_strain_energy_J_m3: np.ndarray | None
+
+
+def grain_constants(config: SimulationConfig, material: MaterialInputs,
+                    crystals: GrainCrystals) -> FormulationConstants:
+    """L_q, κ_q, w_q, g_q of every grain, from its E_s and E_a (``crystals``).
+
+    ``model.formulation = "paper"``: Eq. S14–S15 as printed, κ_q = κ1·exp(κ2·E_s,q/E0) with E0 the
+    mean E_s over the grains present, w_q = landau.w, g_q = 0.
+
+    ``"consistent"`` (:mod:`softgrain.phasefield.consistent`, ``docs/consistent-formulation.md``):
+    e_q = E_s,q/E0 with E0 the mean E_s of the metal's three orientations at its strain (a
+    material constant, independent of the draw), κ_q = κ0·e_q, w_q = e_q,
+    g_q = λ·(F_strain,q − min_o F_strain,o) + (e_q − 1)α²/(4β), with F_strain = σ_y·ε from the
+    theory (Eq. S9–S11, :func:`softgrain.physics.theory.strain_energy`: the code and data-file
+    constants of ``softgrain theory``) at the run's temperature, the minimum taken over the
+    metal's three orientations, and λ = σ0·ℓ/E0 with ℓ = Δx / h
+    (:func:`~softgrain.phasefield.consistent.strain_coupling`) — no new free constant. L_q is
+    Eq. S14 in both.
+
+    In labels mode the per-grain values are the per-orientation ones indexed by each grain's
+    label; with random or fibre orientations every grain has its own E_s and E_a.
+
+    Raises
+    ------
+    ConfigError
+        If the theory's constants cannot be read for this metal.
+    """
+    mapping = config.mapping
+    constants = MappingConstants(mapping.L1, mapping.L2, mapping.kappa1, mapping.kappa2)
+    landau = config.landau
+    labelled = crystals.distribution == "labels"
+    go = crystals.nearest_pole
+    if config.model.formulation == "paper":
+        if labelled:
+            orientation = map_orientations(material.surface_energy_J_m2, material.barrier_eV,
+                                           config.run.temperature_C, grain_orientation=go,
+                                           constants=constants)
+            mobility = np.ascontiguousarray(orientation.mobility[go])
+            kappa = np.ascontiguousarray(orientation.kappa[go])
+        else:
+            # E0 is the mean E_s of the grains present (paper, below Eq. S15), as in labels mode.
+            reference = float(crystals.surface_energy_J_m2.mean())
+            poles = map_orientations(material.surface_energy_J_m2, material.barrier_eV,
+                                     config.run.temperature_C, constants=constants)
+            orientation = replace(
+                poles, reference_energy_J_m2=reference,
+                kappa=gradient_coefficient(poles.surface_energy_J_m2, reference, constants))
+            mobility = np.ascontiguousarray(
+                mapped_mobility(crystals.barrier_eV, poles.temperature_K, constants))
+            kappa = np.ascontiguousarray(
+                gradient_coefficient(crystals.surface_energy_J_m2, reference, constants))
+        return FormulationConstants(orientation, GrainParameters.paper(mobility, kappa, landau.w),
+                                    0.0, None)
+    # E0: the mean over the three orientations (no grain_orientation), whatever the draw.
+    orientation = map_orientations(material.surface_energy_J_m2, material.barrier_eV,
+                                   config.run.temperature_C, constants=constants)
+    try:
+        theory = TheoryParameters.from_data(material.metal)
+    except UserInputError as exc:
+        raise ConfigError(f"model.formulation = 'consistent': the theory's strain energy of "
+                          f"{material.metal} cannot be set up: {exc}") from None
+    strain = np.asarray(strain_energy(orientation.barrier_eV, orientation.temperature_K, theory),
+                        dtype=float)
+    reference = orientation.reference_energy_J_m2
+    length_unit_m = config.grid.spacing_um * 1e-6 / config.grid.laplacian_spacing
+    coupling = strain_coupling(reference, mapping.kappa1, mapping.kappa2, length_unit_m,
+                               landau.alpha, landau.beta, landau.gamma)
+    per_orientation = consistent_grain_constants(
+        orientation.surface_energy_J_m2, reference, mapping.kappa1, mapping.kappa2, strain,
+        coupling, landau.alpha, landau.beta)
+    orientation = replace(orientation, kappa=per_orientation.kappa)
+    if labelled:
+        grains = GrainParameters(orientation.mobility[go], per_orientation.kappa[go],
+                                 per_orientation.weight[go], per_orientation.tilt[go])
+    else:
+        grain_strain = np.asarray(strain_energy(crystals.barrier_eV, orientation.temperature_K,
+                                                theory), dtype=float)
+        per_grain = consistent_grain_constants(
+            crystals.surface_energy_J_m2, reference, mapping.kappa1, mapping.kappa2, grain_strain,
+            coupling, landau.alpha, landau.beta, strain_reference_J_m3=float(strain.min()))
+        grains = GrainParameters(
+            mapped_mobility(crystals.barrier_eV, orientation.temperature_K, constants),
+            per_grain.kappa, per_grain.weight, per_grain.tilt)
+    return FormulationConstants(orientation, grains, coupling, strain)
+
+
 def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
           grain_orientation: list[str] | None = None) -> ModelInputs:
     """The numbers of a run of ``config``.
@@ -160,12 +361,22 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
     shape = (config.grid.ny, config.grid.nx)
     if initial_labels is not None:
         nucleation = nucleation_from_labels(initial_labels, grain_orientation, shape)
+        crystals = grain_crystals(config, material, nucleation.grain_orientation)
         front = DepositionFront.disabled(config.grid.ny)
     else:
         allowed = np.array([ORIENTATIONS.index(o) for o in config.nucleation.orientations])
         nucleation = nucleate(shape, config.nucleation.count, config.nucleation.rows,
                               config.nucleation.radius_cells, len(ORIENTATIONS), config.run.seed,
-                              allowed_orientations=allowed)
+                              allowed_orientations=allowed, layer=config.nucleation.layer,
+                              min_spacing_cells=config.nucleation.min_spacing_cells)
+        if config.nucleation.orientation_distribution == "labels":
+            crystals = grain_crystals(config, material, nucleation.grain_orientation)
+        else:
+            # The positions are nucleation's; the labels it drew give way to the orientations
+            # (each grain's orientation index becomes its nearest pole, for the per-orientation
+            # tables and maps).
+            crystals = grain_crystals(config, material, None)
+            nucleation = replace(nucleation, grain_orientation=crystals.nearest_pole)
         if config.deposition.enabled:
             front = DepositionFront.from_speed(
                 config.grid.ny, nucleation.filled_rows, config.deposition.front_speed_um_s,
@@ -173,15 +384,15 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         else:
             front = DepositionFront.disabled(config.grid.ny)
     landau = Landau(config.landau.alpha, config.landau.beta, config.landau.gamma, config.landau.w)
-    orientation_parameters = map_orientations(
-        material.surface_energy_J_m2, material.barrier_eV, config.run.temperature_C,
-        grain_orientation=nucleation.grain_orientation,
-        constants=MappingConstants(config.mapping.L1, config.mapping.L2, config.mapping.kappa1,
-                                   config.mapping.kappa2))
-    go = nucleation.grain_orientation
-    mobility = np.ascontiguousarray(orientation_parameters.mobility[go])
-    kappa = np.ascontiguousarray(orientation_parameters.kappa[go])
-    grains = GrainParameters.paper(mobility, kappa, landau.w)
+    formulation = grain_constants(config, material, crystals)
+    orientation_parameters = formulation.orientation_parameters
+    grains = formulation.grains
+    mobility, kappa = grains.mobility, grains.kappa
+    # Fair nucleation: an open front stays closed until the deposit holds the widest
+    # grain–surface profile (softgrain.phasefield.deposition).
+    open_from = (resolved_front_rows(kappa, grains.weight, landau.alpha,
+                                     config.grid.laplacian_spacing)
+                 if config.deposition.open_front_from == "resolved" else 0)
     limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing,
                              grains.weight, grains.tilt)
     substeps = substeps_for(config.run.dt_s, limit)
@@ -206,12 +417,18 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         landau=landau, orientation_parameters=orientation_parameters, nucleation=nucleation,
         custom_initial_labels=initial_labels is not None, front=front,
         open_front=config.deposition.front_boundary == "empty", grains=grains,
+        open_front_from_rows=open_from, formulation=config.model.formulation,
+        strain_coupling_m3_J=formulation.strain_coupling_m3_J,
+        orientation_strain_energy_J_m3=formulation.orientation_strain_energy_J_m3,
         kernel=config.numerics.kernel, prune_threshold=config.numerics.prune_threshold,
         capacity=config.numerics.capacity, threads=config.numerics.threads,
         config_json=config.to_json(),
         attrs={"preset": config.name, "metal": config.material.metal,
                "temperature_C": config.run.temperature_C, "seed": config.run.seed,
-               "strain": material.strain})
+               "strain": material.strain, "orientation_distribution": crystals.distribution,
+               "class_tolerance_deg": config.analysis.tolerance_deg},
+        grain_quaternion=crystals.quaternion,
+        grain_surface_energy_J_m2=crystals.surface_energy_J_m2, grain_barrier_eV=crystals.barrier_eV)
 
 
 def simulation(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
@@ -256,7 +473,9 @@ def save_run(ds: xr.Dataset, folder: str | Path, figures: bool = True) -> dict[s
     """Write a run's result, summary and figures into ``folder``; return the paths written.
 
     ``result.nc``, ``summary.json`` (:func:`softgrain.analysis.summary`) and, with ``figures``
-    and at least one snapshot, ``grain_maps.png`` and ``texture.png``; each file atomically.
+    and at least one snapshot, ``grain_maps.png`` and ``texture.png``; for random or fibre
+    orientations also ``ipf_map.png`` and ``growth_texture.png`` of the last snapshot; each file
+    atomically.
     """
     folder = Path(folder)
     written = {
@@ -267,6 +486,10 @@ def save_run(ds: xr.Dataset, folder: str | Path, figures: bool = True) -> dict[s
         written["maps"] = save_figure(plots.plot_grain_maps(ds), folder / MAPS_FIGURE)
         written["texture"] = save_figure(plots.plot_texture_evolution(analysis.texture(ds)),
                                          folder / TEXTURE_FIGURE)
+        if orientation_distribution(ds) != "labels" and "grain_quaternion" in ds:
+            written["ipf_map"] = save_figure(orientation_plots.plot_run_ipf_map(ds), folder / IPF_MAP_FIGURE)
+            written["growth_texture"] = save_figure(orientation_plots.plot_run_growth_texture(ds),
+                                                    folder / GROWTH_TEXTURE_FIGURE)
     return written
 
 
@@ -347,8 +570,13 @@ def _finished_result(folder: Path) -> bool:
 
 
 __all__ = [
+    "FormulationConstants",
+    "GrainCrystals",
     "MaterialInputs",
+    "ORIENTATION_STREAM",
     "build",
+    "grain_constants",
+    "grain_crystals",
     "material_inputs",
     "restore",
     "resume",

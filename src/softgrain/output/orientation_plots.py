@@ -34,8 +34,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 from orix.crystal_map import Phase
-from orix.plot import IPFColorKeyTSL  # importing orix.plot registers the "ipf"/"stereographic" projections
-from orix.plot.direction_color_keys import DirectionColorKeyTSL
 from orix.projections import InverseStereographicProjection, StereographicProjection
 from orix.quaternion import Orientation, Rotation
 from orix.vector import Miller, Vector3d
@@ -50,14 +48,25 @@ from softgrain.physics.orientations import (
     growth_directions,
 )
 from softgrain.output.files import save_figure
+from softgrain.output.results import class_tolerance_deg, grain_quaternions, grid_step
 
 EMPTY_COLOUR = (0.0, 0.0, 0.0)
 """Cells without a grain (not deposited, not indexed, dropped) are black, as in the paper's maps."""
 
 
+def _orix_plot():
+    """orix.plot, imported on first use: it takes seconds to import (it builds its matplotlib
+    projections), and every softgrain command imports this module but few draw orientations.
+    Importing it registers the "ipf" and "stereographic" projections used below."""
+    import orix.plot
+    import orix.plot.direction_color_keys
+
+    return orix.plot
+
+
 def ipf_colours(orientations: Orientation | np.ndarray, sample_axis: str = "z") -> np.ndarray:
     """RGB (n, 3) of each orientation in orix's TSL IPF key of m-3m along ``sample_axis``."""
-    key = IPFColorKeyTSL(crystal_symmetry(), direction=Vector3d(SAMPLE_AXES[sample_axis]))
+    key = _orix_plot().IPFColorKeyTSL(crystal_symmetry(), direction=Vector3d(SAMPLE_AXES[sample_axis]))
     return np.asarray(key.orientation2color(as_orientations(orientations))).reshape(-1, 3)
 
 
@@ -102,7 +111,7 @@ def plot_ipf_grain_map(grain_map: np.ndarray, grain_orientations: Orientation | 
         If given, the figure is also saved there (atomically; format from the extension).
     """
     grain_map = np.asarray(grain_map)
-    colours = ipf_colours(grain_orientations, sample_axis)
+    colours = ipf_colours(grain_orientations, sample_axis)  # also registers orix's projections
     image = np.empty(grain_map.shape + (3,))
     image[:] = EMPTY_COLOUR
     occupied = grain_map >= 0
@@ -232,8 +241,8 @@ def _draw_ipf_key(ax) -> None:
     x, y, vectors = _plane_grid(ax, 0.0015)
     inside = _in_standard_triangle(vectors)
     rgba = np.zeros(vectors.shape[:-1] + (4,))
-    rgba[inside, :3] = DirectionColorKeyTSL(crystal_symmetry().laue).direction2color(
-        Vector3d(vectors[inside])).reshape(-1, 3)
+    key = _orix_plot().direction_color_keys.DirectionColorKeyTSL(crystal_symmetry().laue)
+    rgba[inside, :3] = key.direction2color(Vector3d(vectors[inside])).reshape(-1, 3)
     rgba[inside, 3] = 1.0
     ax.imshow(rgba, extent=(x[0, 0], x[0, -1], y[0, 0], y[-1, 0]), origin="lower",
               interpolation="bilinear", zorder=0)
@@ -294,6 +303,7 @@ def plot_growth_texture(grain_orientations: Orientation | np.ndarray, grain_area
     path
         If given, the figure is also saved there (atomically).
     """
+    _orix_plot()  # registers the "ipf" and "stereographic" projections
     orientations = as_orientations(grain_orientations)
     area = np.asarray(grain_area, dtype=float).reshape(-1)
     if area.size != orientations.size:
@@ -350,3 +360,37 @@ def plot_growth_texture(grain_orientations: Orientation | np.ndarray, grain_area
     if path is not None:
         save_figure(fig, Path(path))
     return fig
+
+
+# --- A run's figures ------------------------------------------------------------------------------
+
+
+def _run_label(ds) -> str:
+    attrs = ds.attrs
+    return (f"{attrs.get('preset', 'run')}: {attrs.get('metal', '')}, {attrs.get('temperature_C', '')} °C, "
+            f"seed {attrs.get('seed', '')}, {attrs.get('orientation_distribution', 'labels')} orientations")
+
+
+def plot_run_ipf_map(ds, time_index: int = -1, path: str | os.PathLike[str] | None = None) -> Figure:
+    """A run's grain map at one snapshot (default: the last) in the IPF key along the growth axis.
+
+    ``ds`` is a run result (``result.nc``) with ``grain_quaternion``; the growth axis is the
+    grid's height y (sample z); boundaries across the periodic x edge are drawn.
+    """
+    grain_map = ds["grain"].values[time_index]
+    spacing = (grid_step(ds["y"].values), grid_step(ds["x"].values))
+    time_s = float(ds["time"].values[time_index])
+    return plot_ipf_grain_map(grain_map, grain_quaternions(ds), spacing=spacing, periodic_x=True,
+                              title=f"{_run_label(ds)}, t = {time_s:g} s", path=path)
+
+
+def plot_run_growth_texture(ds, time_index: int = -1, path: str | os.PathLike[str] | None = None) -> Figure:
+    """Growth-direction texture (IPF densities by count and area, pole figures) of the grains
+    present in one snapshot of a run (default: the last), with the run's class tolerance."""
+    grain_map = ds["grain"].values[time_index]
+    quaternions = grain_quaternions(ds)
+    area = np.bincount(grain_map[grain_map >= 0].ravel(), minlength=len(quaternions))
+    time_s = float(ds["time"].values[time_index])
+    return plot_growth_texture(quaternions, area, tolerance_deg=class_tolerance_deg(ds),
+                               title=f"{_run_label(ds)}, grains at t = {time_s:g} s", path=path)
+

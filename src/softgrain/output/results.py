@@ -3,18 +3,26 @@
 Names, units and attributes of every variable are written here and nowhere else:
 
 - :func:`run_dataset` — the dataset of a phase-field run (``result.nc``): grain maps at the
-  snapshot times, per-grain orientation, L_q, κ_q, E_s and E_a, per-orientation inputs, the
-  configuration (``config_json``) and the provenance in the attributes;
+  snapshot times, per-grain orientation (label or nearest pole, quaternion, Bunge Euler angles,
+  growth direction, EBSD-like class and angle to the nearest pole), L_q, κ_q, E_s and E_a,
+  per-orientation inputs, the configuration (``config_json``) and the provenance in the attributes;
 - :func:`sweep_dataset` — the results of a sweep or seed ensemble, one value per (point, seed)
   (``fraction``, ``status``, …), every task pending;
 - the accessors everyone uses: :func:`orientation_index` (orientation of each grain as an index
-  into :data:`~softgrain.materials.metals.ORIENTATIONS`), :func:`per_cell` (per-grain values →
+  into :data:`~softgrain.materials.metals.ORIENTATIONS`), :func:`grain_quaternions` (each grain's
+  crystal orientation), :func:`orientation_distribution`, :func:`per_cell` (per-grain values →
   per-cell map), :func:`orientation_map`, and :func:`load_result` (a run folder's result).
+
+Crystal orientations follow orix (and .ang/.ctf files): a unit quaternion (w, x, y, z) or Bunge
+Euler angles (φ1, Φ, φ2, ZXZ) rotating the sample frame into the crystal frame, with cubic m-3m
+symmetry. The growth axis is sample z, which is the grid's ``y`` (height above the substrate).
 
 A run folder (``softgrain run … --out DIR``) holds :data:`RESULT_FILE`, :data:`SUMMARY_FILE`
 (orientation fractions and grain counts at each snapshot), :data:`MAPS_FIGURE` (orientation /
 surface-energy / diffusion-barrier maps, paper Fig. 2 columns) and :data:`TEXTURE_FIGURE`
-(orientation fractions against height and time), each written atomically.
+(orientation fractions against height and time), each written atomically; a run with random
+or fibre orientations also gets :data:`IPF_MAP_FIGURE` (grain map in the IPF colour key along the
+growth direction) and :data:`GROWTH_TEXTURE_FIGURE` (IPF densities and pole figures).
 """
 
 from __future__ import annotations
@@ -30,11 +38,18 @@ from softgrain.errors import UserInputError
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.output.files import read_netcdf
 from softgrain.phasefield.solver import Simulation
+from softgrain.physics import orientations
 
 RESULT_FILE = "result.nc"
 SUMMARY_FILE = "summary.json"
 MAPS_FIGURE = "grain_maps.png"
 TEXTURE_FIGURE = "texture.png"
+IPF_MAP_FIGURE = "ipf_map.png"
+GROWTH_TEXTURE_FIGURE = "growth_texture.png"
+
+QUATERNION_COMPONENTS = ("w", "x", "y", "z")
+EULER_ANGLES = ("phi1", "Phi", "phi2")
+CRYSTAL_AXES = ("h", "k", "l")
 
 LENGTH_UNITS = "um"
 """Units of every length coordinate and variable (UDUNITS / CF spelling of µm)."""
@@ -74,6 +89,31 @@ SWEEP_RESERVED_NAMES = frozenset({
 def orientation_index(ds: xr.Dataset) -> np.ndarray:
     """Orientation of every grain of a run result as an index into ``ORIENTATIONS`` (int32)."""
     return np.array([ORIENTATIONS.index(str(o)) for o in ds["grain_orientation"].values], dtype=np.int32)
+
+
+def orientation_distribution(ds: xr.Dataset) -> str:
+    """How the run's orientations were drawn: "labels" (also for results older than the
+    attribute), "random" or "fibre"."""
+    return str(ds.attrs.get("orientation_distribution", "labels"))
+
+
+def grain_quaternions(ds: xr.Dataset) -> np.ndarray:
+    """Each grain's crystal orientation as unit quaternions (n_grains, 4), (w, x, y, z).
+
+    Raises
+    ------
+    UserInputError
+        If the result has none (written before softgrain stored orientations).
+    """
+    if "grain_quaternion" not in ds:
+        raise UserInputError("the result holds no grain orientations (grain_quaternion); "
+                             "rerun it with this softgrain")
+    return np.asarray(ds["grain_quaternion"].values, dtype=float)
+
+
+def class_tolerance_deg(ds: xr.Dataset) -> float:
+    """The EBSD-like class tolerance (degrees) the run was set up with (default 15°)."""
+    return float(ds.attrs.get("class_tolerance_deg", orientations.DEFAULT_TOLERANCE_DEG))
 
 
 def per_cell(grain_map: np.ndarray, per_grain: np.ndarray, empty: Any) -> np.ndarray:
@@ -132,6 +172,9 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
     ny, nx = inputs.shape
     spacing = inputs.spacing_um
     snaps = sim.snapshots
+    surface_energy = (params.surface_energy_J_m2[go] if inputs.grain_surface_energy_J_m2 is None
+                      else np.asarray(inputs.grain_surface_energy_J_m2, dtype=float))
+    barrier = params.barrier_eV[go] if inputs.grain_barrier_eV is None else np.asarray(inputs.grain_barrier_eV, dtype=float)
     grain_maps = (np.stack([s.labels for s in snaps]) if snaps
                   else np.zeros((0, ny, nx), dtype=np.int32))
     ds = xr.Dataset(
@@ -144,13 +187,24 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             "free_energy": (("time",), np.array([s.free_energy for s in snaps]),
                             {"long_name": "discrete free energy F (model units)"}),
             "step": (("time",), np.array([s.step for s in snaps], dtype=np.int64)),
-            "grain_orientation": (("grain_id",), np.array([ORIENTATIONS[i] for i in go]),
-                                  {"long_name": "orientation of each grain"}),
+            "grain_orientation": (("grain_id",), np.array([ORIENTATIONS[i] for i in go]), {
+                "long_name": "orientation of each grain",
+                "description": "labels mode: the grain's label; random/fibre modes: the pole "
+                               "(001, 101, 111) nearest to its growth direction"}),
             "grain_mobility": (("grain_id",), sim.mobility, {"long_name": "L_q (Eq. S14)"}),
-            "grain_kappa": (("grain_id",), sim.kappa, {"long_name": "κ_q (Eq. S15)"}),
-            "grain_surface_energy": (("grain_id",), params.surface_energy_J_m2[go],
+            "grain_kappa": (("grain_id",), sim.kappa, {
+                "long_name": "κ_q (Eq. S15 for the paper formulation, κ0·E_s,q/E0 for the "
+                             "consistent one)"}),
+            "grain_weight": (("grain_id",), sim.grains.weight, {
+                "long_name": "w_q, weight of grain q's Landau terms",
+                "description": "paper: landau.w; consistent: E_s,q/E0"}),
+            "grain_tilt": (("grain_id",), sim.grains.tilt, {
+                "long_name": "g_q, bulk free-energy offset of grain q (model units)",
+                "description": "paper: 0; consistent: λ·(F_strain,q − min F_strain) + "
+                               "(w_q − 1)·α²/(4β)"}),
+            "grain_surface_energy": (("grain_id",), surface_energy,
                                      {"units": "J/m^2", "long_name": "surface energy E_s of each grain"}),
-            "grain_barrier": (("grain_id",), params.barrier_eV[go],
+            "grain_barrier": (("grain_id",), barrier,
                               {"units": "eV", "long_name": "surface self-diffusion barrier E_a of each grain"}),
             "initial_grain": (("y", "x"), sim.nucleation.labels.astype(np.int32),
                               {"long_name": "grain map at t = 0 (nuclei)"}),
@@ -161,12 +215,18 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             "x": ("x", np.arange(nx) * spacing, {"units": LENGTH_UNITS}),
             "grain_id": ("grain_id", np.arange(sim.n_grains)),
             "orientation": ("orientation", list(ORIENTATIONS)),
+            "quaternion_component": ("quaternion_component", list(QUATERNION_COMPONENTS)),
+            "euler_angle": ("euler_angle", list(EULER_ANGLES)),
+            "crystal_axis": ("crystal_axis", list(CRYSTAL_AXES)),
         },
         attrs={
             "title": f"softgrain phase-field run: {inputs.name}",
             "config_json": inputs.config_json,
             **inputs.attrs,
+            "formulation": inputs.formulation,
             "reference_surface_energy_J_m2": params.reference_energy_J_m2,
+            "strain_coupling_m3_J": inputs.strain_coupling_m3_J,
+            "open_front_from_rows": inputs.open_front_from_rows,
             "stability_limit_s": sim.stability_limit_s,
             "substeps": sim.substeps,
             "front_rows_per_step": sim.front.rows_per_step,
@@ -180,12 +240,55 @@ def run_dataset(sim: Simulation) -> xr.Dataset:
             **provenance.environment(),
         },
     )
+    if inputs.grain_quaternion is not None:
+        ds = ds.assign(crystal_orientation_variables(inputs.grain_quaternion, class_tolerance_deg(ds)))
     ds["orientation_surface_energy"] = (("orientation",), params.surface_energy_J_m2,
                                         {"units": "J/m^2"})
     ds["orientation_barrier"] = (("orientation",), params.barrier_eV, {"units": "eV"})
     ds["orientation_mobility"] = (("orientation",), params.mobility)
     ds["orientation_kappa"] = (("orientation",), params.kappa)
+    if inputs.orientation_strain_energy_J_m3 is not None:
+        ds["orientation_strain_energy"] = (("orientation",), inputs.orientation_strain_energy_J_m3, {
+            "units": "J/m^3", "long_name": "F_strain = σ_y·ε of each orientation (theory Eq. S9–S11)"})
     return ds
+
+
+def crystal_orientation_variables(quaternion: np.ndarray, tolerance_deg: float) -> dict[str, Any]:
+    """The per-grain orientation variables of ``result.nc`` from the grains' quaternions.
+
+    ``grain_quaternion`` (grain_id, quaternion_component), ``grain_euler_bunge`` (grain_id,
+    euler_angle; degrees), ``grain_growth_direction`` (grain_id, crystal_axis), ``grain_class``
+    ("001", "101", "111", "other" within ``tolerance_deg``), ``grain_nearest_pole`` and
+    ``grain_pole_misorientation`` (degrees to the nearest pole).
+    """
+    quaternion = orientations.quaternions(quaternion)
+    growth = orientations.growth_directions(quaternion)
+    pole, angle = orientations.nearest_pole(growth)
+    classes = orientations.class_labels(orientations.classify(growth, tolerance_deg)).astype(str)
+    return {
+        "grain_quaternion": (("grain_id", "quaternion_component"), quaternion, {
+            "long_name": "crystal orientation of each grain as a unit quaternion",
+            "units": "1",
+            "description": "(w, x, y, z), orix convention: rotates the sample frame into the "
+                           "crystal frame; cubic m-3m symmetry; scalar part w >= 0"}),
+        "grain_euler_bunge": (("grain_id", "euler_angle"), orientations.bunge_euler_deg(quaternion), {
+            "long_name": "crystal orientation of each grain as Bunge Euler angles",
+            "units": "degree",
+            "description": "(phi1, Phi, phi2), ZXZ, sample frame → crystal frame, as in .ang/.ctf files"}),
+        "grain_growth_direction": (("grain_id", "crystal_axis"), growth, {
+            "long_name": "crystal direction parallel to the growth axis (sample z = height y)",
+            "units": "1",
+            "description": "unit vector [h, k, l] reduced to the standard triangle 0 <= k <= h <= l"}),
+        "grain_class": (("grain_id",), classes, {
+            "long_name": "EBSD-like class of the growth direction",
+            "description": f"001/101/111 within {tolerance_deg:g} degrees of <001>/<101>/<111>, else other",
+            "tolerance_deg": float(tolerance_deg)}),
+        "grain_nearest_pole": (("grain_id",), np.asarray(orientations.POLES)[pole], {
+            "long_name": "low-index pole nearest to the growth direction"}),
+        "grain_pole_misorientation": (("grain_id",), angle, {
+            "long_name": "angle between the growth direction and the nearest pole",
+            "units": "degree"}),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +360,12 @@ def sweep_dataset(axes: Sequence[tuple[str, Sequence[Any], Mapping[str, str]]], 
 
 
 __all__ = [
+    "CRYSTAL_AXES",
+    "EULER_ANGLES",
+    "GROWTH_TEXTURE_FIGURE",
+    "IPF_MAP_FIGURE",
     "LENGTH_UNITS",
+    "QUATERNION_COMPONENTS",
     "MAPS_FIGURE",
     "RESULT_FILE",
     "STATUS_MEANINGS",
@@ -268,8 +376,12 @@ __all__ = [
     "TASK_OK",
     "TASK_PENDING",
     "TEXTURE_FIGURE",
+    "class_tolerance_deg",
+    "crystal_orientation_variables",
+    "grain_quaternions",
     "grid_step",
     "load_result",
+    "orientation_distribution",
     "orientation_index",
     "orientation_map",
     "per_cell",

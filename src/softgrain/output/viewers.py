@@ -8,8 +8,11 @@ Both read the ``result.nc`` that a run writes into its output folder
   ``run.snapshot_times_s`` densely for a smooth animation: only stored snapshots can be shown.
 - :func:`export_vtk` — one VTK XML unstructured grid (``.vtu``, written by meshio) per snapshot
   with cell data ``grain``, ``orientation`` (0 = (001), 1 = (101), 2 = (111), −1 = no grain),
-  ``surface_energy_J_m2`` and ``barrier_eV`` (NaN where no grain), plus a ``.pvd`` collection
-  that ParaView opens as a time series.
+  ``surface_energy_J_m2`` and ``barrier_eV`` (NaN where no grain) and, for results with crystal
+  orientations, ``ipf_colour`` (RGB 0–255 of orix's TSL IPF key along the growth direction,
+  black where no grain; in ParaView colour by it with "Map Scalars" off), ``grain_class``
+  (0/1/2 = within the class tolerance of ⟨001⟩/⟨101⟩/⟨111⟩, 3 = other, −1 = no grain) and
+  ``pole_misorientation_deg``, plus a ``.pvd`` collection that ParaView opens as a time series.
 
 Colours are the colour-blind-safe orientation palette of :mod:`softgrain.output.plots`. The
 texture table of a run is :func:`softgrain.report.run_tables`.
@@ -33,8 +36,10 @@ from matplotlib.patches import Patch
 from softgrain.errors import ParameterError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.output.files import atomic_path, atomic_write_text
+from softgrain.output.orientation_plots import ipf_colours
 from softgrain.output.plots import ORIENTATION_COLOURS, orientation_cmap
-from softgrain.output.results import grid_step, orientation_index, orientation_map, per_cell
+from softgrain.output.results import grain_quaternions, grid_step, orientation_index, orientation_map, per_cell
+from softgrain.physics.orientations import CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +147,23 @@ def grid_mesh(ds: xr.Dataset):
 def snapshot_cell_data(ds: xr.Dataset, index: int) -> dict[str, np.ndarray]:
     """Cell arrays of snapshot ``index`` (row-major over (y, x)) for the VTK export."""
     grain_map = ds["grain"].values[index]
-    return {
+    data = {
         "grain": grain_map.astype(np.int32).ravel(),
         "orientation": orientation_map(grain_map, orientation_index(ds)).ravel(),
         "surface_energy_J_m2": per_cell(grain_map, ds["grain_surface_energy"].values.astype(float), np.nan).ravel(),
         "barrier_eV": per_cell(grain_map, ds["grain_barrier"].values.astype(float), np.nan).ravel(),
     }
+    if "grain_quaternion" in ds:
+        rgb = np.round(255 * ipf_colours(grain_quaternions(ds))).astype(np.uint8)
+        colour = np.zeros(grain_map.shape + (3,), dtype=np.uint8)  # black where no grain
+        occupied = grain_map >= 0
+        colour[occupied] = rgb[grain_map[occupied]]
+        grain_class = np.array([CLASSES.index(str(c)) for c in ds["grain_class"].values], dtype=np.int32)
+        data["ipf_colour"] = colour.reshape(-1, 3)
+        data["grain_class"] = per_cell(grain_map, grain_class, np.int32(-1)).astype(np.int32).ravel()
+        data["pole_misorientation_deg"] = per_cell(
+            grain_map, ds["grain_pole_misorientation"].values.astype(float), np.nan).ravel()
+    return data
 
 
 def export_vtk(ds: xr.Dataset, folder: str | Path) -> list[Path]:

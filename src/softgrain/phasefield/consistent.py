@@ -140,7 +140,8 @@ class ConsistentConstants:
 def consistent_grain_constants(surface_energy_J_m2, reference_energy_J_m2: float,
                                kappa1: float, kappa2: float, strain_energy_J_m3,
                                coupling_m3_J: float, alpha: float = 1.0,
-                               beta: float = 1.0) -> ConsistentConstants:
+                               beta: float = 1.0,
+                               strain_reference_J_m3: float | None = None) -> ConsistentConstants:
     """Per-grain κ_q = κ0·e_q, w_q = e_q, g_q = λ(F_q − min_p F_p) + (w_q − 1)·α²/(4β).
 
     Parameters
@@ -157,6 +158,10 @@ def consistent_grain_constants(surface_energy_J_m2, reference_energy_J_m2: float
         λ, from :func:`strain_coupling`.
     alpha, beta : float
         Landau coefficients; must be equal (wells at φ = 1, see the module docstring).
+    strain_reference_J_m3 : float, optional
+        The min_p F_strain,p the driving forces are measured from; by default the smallest of
+        ``strain_energy_J_m3``. Grains of interpolated orientations pass the metal's smallest
+        pole value, so that the same material gives the same offsets whatever the draw.
     """
     energy = np.array(surface_energy_J_m2, dtype=np.float64)
     strain = np.array(strain_energy_J_m3, dtype=np.float64)
@@ -175,7 +180,9 @@ def consistent_grain_constants(surface_energy_J_m2, reference_energy_J_m2: float
         raise ValueError(f"the consistent formulation needs alpha = beta (wells at φ = 1, where the "
                          f"tilt h(φ) = 1 and h'(φ) = 0); got alpha = {alpha}, beta = {beta}")
     relative = energy / reference_energy_J_m2
-    driving = coupling_m3_J * (strain - strain.min()) if strain.size else strain
+    if strain_reference_J_m3 is None:
+        strain_reference_J_m3 = strain.min() if strain.size else 0.0
+    driving = coupling_m3_J * (strain - strain_reference_J_m3)
     depth = (relative - 1.0) * alpha * alpha / (4.0 * beta)
     return ConsistentConstants(kappa=kappa1 * math.exp(kappa2) * relative, weight=relative,
                                tilt=driving + depth, driving_force=driving)

@@ -56,9 +56,20 @@ class ModelInputs:
     front : DepositionFront
         Row activation schedule.
     open_front : bool
-        The front faces empty space (φ = 0) rather than a zero-flux wall.
+        The front faces empty space (φ = 0) rather than a zero-flux wall, once the deposit is
+        ``open_front_from_rows`` thick (:meth:`front_is_open`).
     grains : GrainParameters
         L_q, κ_q, w_q and g_q of every grain (the paper formulation: w_q = Landau w, g_q = 0).
+    open_front_from_rows : int
+        An open front stays zero-flux while fewer rows are deposited (0: open from the start);
+        W of :func:`~softgrain.phasefield.deposition.resolved_front_rows` for
+        ``deposition.open_front_from = "resolved"``.
+    formulation : {"paper", "consistent"}
+        How the per-grain constants were mapped (``model.formulation``).
+    strain_coupling_m3_J : float
+        λ (m³/J) of the consistent formulation's strain term; 0 for the paper formulation.
+    orientation_strain_energy_J_m3 : numpy.ndarray or None
+        F_strain = σ_y ε (theory Eq. S9–S11) of each orientation (consistent formulation only).
     kernel : {"sparse", "dense"}
         Compiled sparse kernel or the dense NumPy reference.
     prune_threshold : float
@@ -72,6 +83,14 @@ class ModelInputs:
         keeps it with its checkpoints, so that a run can be rebuilt and traced.
     attrs : mapping
         Descriptive attributes of the run (preset, metal, temperature, seed) for the results.
+    grain_quaternion : numpy.ndarray or None
+        (n, 4) unit quaternion (w, x, y, z) of each grain's crystal orientation (orix's convention:
+        sample → crystal, cubic m-3m symmetry); None where inputs were made without one. The
+        engine does not read it: the orientation acts only through ``mobility`` and ``kappa``.
+    grain_surface_energy_J_m2, grain_barrier_eV : numpy.ndarray or None
+        E_s (J/m²) and E_a (eV) of each grain, from which ``mobility`` and ``kappa`` were mapped
+        (the pole values for labelled grains, interpolated for any other growth direction); None:
+        the per-orientation values of ``orientation_parameters`` apply.
     """
 
     name: str
@@ -90,12 +109,19 @@ class ModelInputs:
     front: DepositionFront
     open_front: bool
     grains: GrainParameters
+    open_front_from_rows: int = 0
+    formulation: Literal["paper", "consistent"] = "paper"
+    strain_coupling_m3_J: float = 0.0
+    orientation_strain_energy_J_m3: np.ndarray | None = None
     kernel: Literal["sparse", "dense"] = "sparse"
     prune_threshold: float = 1e-8
     capacity: int = 8
     threads: int | None = None
     config_json: str = ""
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    grain_quaternion: np.ndarray | None = None
+    grain_surface_energy_J_m2: np.ndarray | None = None
+    grain_barrier_eV: np.ndarray | None = None
 
     @property
     def mobility(self) -> np.ndarray:
@@ -106,6 +132,14 @@ class ModelInputs:
     def kappa(self) -> np.ndarray:
         """κ_q of every grain."""
         return self.grains.kappa
+
+    def front_is_open(self, active_rows: int) -> bool:
+        """Whether the deposition front faces empty space (φ = 0) while ``active_rows`` are deposited.
+
+        Every kernel and the free energy take this flag per segment (segments break at row
+        activations, so it switches exactly when the deposit reaches ``open_front_from_rows``).
+        """
+        return self.open_front and active_rows >= self.open_front_from_rows
 
     @property
     def n_grains(self) -> int:

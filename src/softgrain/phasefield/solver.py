@@ -92,8 +92,13 @@ class Simulation:
 
     @property
     def open_front(self) -> bool:
-        """Whether the deposition front faces empty space (φ = 0) rather than a zero-flux wall."""
-        return self.inputs.open_front
+        """Whether the deposition front faces empty space (φ = 0) now, rather than a zero-flux wall.
+
+        Closed while the deposit is thinner than ``inputs.open_front_from_rows`` (fair nucleation,
+        :mod:`softgrain.phasefield.deposition`); the flag changes only at row activations, where a
+        segment ends.
+        """
+        return self.inputs.front_is_open(self.active_rows())
 
     def _next_event(self) -> int:
         candidates = [s for s in self.snapshot_steps if s > self.step]

@@ -382,6 +382,27 @@ def surface_energy_difference(E_s1: Any, E_s2: Any, h: float) -> float | np.ndar
     return _scalar_or_array((np.asarray(E_s1, dtype=float) - np.asarray(E_s2, dtype=float)) / h)
 
 
+def strain_energy(barrier_eV: Any, T_K: Any, params: TheoryParameters) -> float | np.ndarray:
+    """F_strain = σ_y·ε of a grain with surface self-diffusion barrier ``barrier_eV`` (J/m³).
+
+    The per-grain part of Eq. S10, with ε from Eq. S9 and D from Eq. S11 — the quantity whose
+    differences :func:`strain_energy_difference` takes (only differences are physical). The
+    phase field's consistent formulation uses it as each grain's bulk driving force
+    (:mod:`softgrain.phasefield.consistent`).
+
+    Parameters
+    ----------
+    barrier_eV : float or array_like
+        Diffusion barrier(s) E_a (eV).
+    T_K : float or array_like
+        Absolute temperature (K).
+    params : TheoryParameters
+    """
+    T = _positive_kelvin(T_K)
+    D = diffusivity(barrier_eV, T, params.diffusion_prefactor_m2_s)
+    return _scalar_or_array(params.yield_strength_Pa * np.asarray(intrinsic_strain(D, params)))
+
+
 def strain_energy_difference(barrier1_eV: Any, barrier2_eV: Any, T_K: Any,
                              params: TheoryParameters) -> float | np.ndarray:
     """ΔF_strain = σ_y (ε_1 − ε_2), Eq. S10 (J/m³).
@@ -707,6 +728,7 @@ __all__ = [
     "normalise_orientation",
     "rank_orientations",
     "resolve_strain",
+    "strain_energy",
     "strain_energy_difference",
     "surface_energy_difference",
 ]

@@ -11,7 +11,9 @@ conditions (:mod:`softgrain.physics.conditions`). For each, this module gives
   Fig. 3A parameters);
 * the phase-field texture as mean ± 95 % confidence interval over nucleation seeds
   (:func:`softgrain.studies.runner.run_ensemble`, :func:`softgrain.analysis.ensemble_statistics`);
-* the measured fractions;
+* the measured fractions — the paper's percentages, or the count fractions of a user's own EBSD
+  map of that condition (``ebsd_files``: .ang/.ctf/.h5, classified by
+  :func:`softgrain.ebsd.analyse_ebsd` exactly as simulated grains are, "other" included);
 
 plus the width of the grains surviving at the top surface against the observed 30–50 µm
 (solid) and 5–10 µm (liquid) grains. That comparison is qualitative only: the 2-D domain is
@@ -30,6 +32,8 @@ import numpy as np
 
 from softgrain.analysis import ensemble_statistics, mean_confidence_interval
 from softgrain.config import SimulationConfig, load_config
+from softgrain.ebsd import (DEFAULT_MIN_GRAIN_SIZE_PX, DEFAULT_MISORIENTATION_THRESHOLD_DEG,
+                            DEFAULT_TOLERANCE_DEG, analyse_ebsd)
 from softgrain.errors import ParameterError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.materials.observations import load_experiments, load_grain_sizes
@@ -150,9 +154,50 @@ GRAIN_SIZE_CAVEATS = (
 )
 
 
+def measured_from_files(ebsd_files: Mapping[str, str | Path], *, growth_direction: str = "z",
+                        tolerance_deg: float = DEFAULT_TOLERANCE_DEG,
+                        threshold_deg: float = DEFAULT_MISORIENTATION_THRESHOLD_DEG,
+                        min_size_px: int = DEFAULT_MIN_GRAIN_SIZE_PX) -> dict[str, dict[str, Any]]:
+    """Measured fractions of the conditions from EBSD files, in place of the paper's percentages.
+
+    Parameters
+    ----------
+    ebsd_files : mapping
+        Condition (the preset that models it: ``li-solid``, ``li-solid-80c``, ``li-solid-lixsi``)
+        → .ang / .ctf / orix .h5 file of that condition.
+    growth_direction, tolerance_deg, threshold_deg, min_size_px :
+        As :func:`softgrain.ebsd.analyse_ebsd`.
+
+    Returns
+    -------
+    dict
+        Condition → ``fraction`` (count fractions of "001", "101", "111", "other"), ``report``
+        (:meth:`softgrain.ebsd.EBSDAnalysis.to_dict`).
+
+    Raises
+    ------
+    ParameterError
+        For a condition that is not one of the experiments (``ebsd_files``).
+    softgrain.ebsd.EBSDFileError
+        For a file that cannot be read or analysed.
+    """
+    known = [e.preset for e in load_experiments()]
+    out = {}
+    for condition, path in ebsd_files.items():
+        if condition not in known:
+            raise ParameterError("ebsd_files", f"{condition}={path}: no such condition; conditions: "
+                                 f"{', '.join(known)}")
+        result = analyse_ebsd(path, growth_direction=growth_direction, tolerance_deg=tolerance_deg,
+                              threshold_deg=threshold_deg, min_size_px=min_size_px).to_dict()
+        out[condition] = {"fraction": dict(result["count_fraction"]), "report": result}
+    return out
+
+
 def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler: str | None = None,
                         overrides: Mapping[str, Any] | None = None, progress: bool = False,
-                        include_liquid: bool = True, store_dir: str | Path | None = None) -> dict[str, Any]:
+                        include_liquid: bool = True, store_dir: str | Path | None = None,
+                        ebsd_files: Mapping[str, str | Path] | None = None,
+                        ebsd_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Simulated and theoretical texture of each EBSD condition against the measurement.
 
     Parameters
@@ -171,6 +216,11 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
     store_dir : path, optional
         Keep each preset's ensemble in ``store_dir/<preset>.zarr`` (resumable: running the same
         comparison again skips the finished members).
+    ebsd_files : mapping, optional
+        Condition → EBSD file whose count fractions replace the paper's percentages
+        (:func:`measured_from_files`); read before any simulation runs.
+    ebsd_options : mapping, optional
+        ``growth_direction``, ``tolerance_deg``, ``threshold_deg``, ``min_size_px`` for the files.
 
     Returns
     -------
@@ -179,11 +229,13 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
         ``temperature_C``, ``strain``, ``conditions``, ``theory_favoured``, ``theory``,
         ``simulated`` (``{orientation: {"mean", "ci95"}}`` or ``None`` without seeds),
         ``simulated_surface``, ``simulated_favoured``, ``experiment`` (null where not measured),
-        ``experiment_favoured``, ``source``; ``grain_size``: simulated surface widths against the
-        observations, with ``caveats``; ``seeds``.
+        ``experiment_favoured``, ``source`` (and, for a condition measured from a file,
+        ``experiment`` with "other" and ``ebsd_file``: the file's analysis); ``grain_size``:
+        simulated surface widths against the observations, with ``caveats``; ``seeds``.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 0:
         raise ParameterError("seeds", f"must be a non-negative integer, got {seeds!r}")
+    measured = measured_from_files(ebsd_files or {}, **dict(ebsd_options or {}))
     experiments = load_experiments()
     configs = {e.preset: load_config(e.preset, overrides) for e in experiments}
     if include_liquid and seeds:
@@ -197,11 +249,12 @@ def compare_experiments(seeds: int = 8, *, workers: int | None = None, scheduler
                 simulated[preset] = simulate_ensemble(config, seeds, client=client, progress=progress,
                                                       store=store)
 
-    return comparison(configs, simulated, seeds, overrides)
+    return comparison(configs, simulated, seeds, overrides, measured)
 
 
 def comparison(configs: Mapping[str, SimulationConfig], simulated: Mapping[str, Mapping[str, Any]],
-               seeds: int, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               seeds: int, overrides: Mapping[str, Any] | None = None,
+               measured_files: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Assemble the comparison of :func:`compare_experiments` from configurations and ensembles.
 
     Parameters
@@ -214,15 +267,19 @@ def comparison(configs: Mapping[str, SimulationConfig], simulated: Mapping[str, 
         Seeds requested per ensemble (recorded in the output).
     overrides : mapping, optional
         The configuration changes used (recorded in the output).
+    measured_files : mapping, optional
+        Condition → :func:`measured_from_files` entry replacing the paper's percentages.
     """
     experiments = load_experiments()
+    measured_files = measured_files or {}
     rows = []
     for experiment in experiments:
         config = configs[experiment.preset]
         verdict = theory_verdict(config)
         sim = simulated.get(experiment.preset)
-        measured = dict(experiment.fraction)
-        known = {o: v for o, v in measured.items() if v is not None}
+        from_file = measured_files.get(experiment.preset)
+        measured = dict(experiment.fraction) if from_file is None else dict(from_file["fraction"])
+        known = {o: measured[o] for o in ORIENTATIONS if measured.get(o) is not None}
         rows.append({
             "preset": experiment.preset,
             "description": experiment.description,
@@ -242,8 +299,10 @@ def comparison(configs: Mapping[str, SimulationConfig], simulated: Mapping[str, 
             "members_ok": None if sim is None else sim["members_ok"],
             "experiment": measured,
             "experiment_favoured": max(known, key=known.get) if len(known) > 1 else None,
-            "source": experiment.source,
+            "source": experiment.source if from_file is None else from_file["report"]["file"],
         })
+        if from_file is not None:
+            rows[-1]["ebsd_file"] = dict(from_file["report"])
 
     grain_size: dict[str, Any] = {"caveats": list(GRAIN_SIZE_CAVEATS), "entries": []}
     for preset, sim in simulated.items():
@@ -259,5 +318,6 @@ __all__ = [
     "simulate_ensemble",
     "summarise_ensemble",
     "comparison",
+    "measured_from_files",
     "theory_verdict",
 ]
