@@ -41,7 +41,7 @@ def _command(out: Path, *extra: str) -> list[str]:
 def quick_run(tmp_path_factory):
     """A quick reproduction killed after its first stage and then finished by a second call."""
     out = tmp_path_factory.mktemp("reproduce") / "quick"
-    first_marker = out / rp.stage_names()[0] / rp.MARKER_FILE
+    first_marker = out / rp.stage_names(quick=True)[0] / rp.MARKER_FILE
     # A session of its own, so that the kill also takes the Dask workers this run started.
     process = subprocess.Popen(_command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -56,7 +56,7 @@ def quick_run(tmp_path_factory):
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.communicate()
-    at_kill = {name: (out / name / rp.MARKER_FILE).read_bytes() for name in rp.stage_names()
+    at_kill = {name: (out / name / rp.MARKER_FILE).read_bytes() for name in rp.stage_names(quick=True)
                if (out / name / rp.MARKER_FILE).is_file()}
     second = subprocess.run(_command(out), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     return {"out": out, "killed_code": process.returncode, "at_kill": at_kill, "second": second}
@@ -75,7 +75,7 @@ def test_quick_run_exits_0_and_writes_the_three_files(quick_run):
     report = _report(out)
     assert report["quick"] is True
     assert "QUICK" in (out / "report.md").read_text(encoding="utf-8")
-    assert set(report["stages"]) == set(rp.stage_names())
+    assert set(report["stages"]) == set(rp.stage_names(quick=True))
     assert all(stage["status"] in ("done", "reused") for stage in report["stages"].values())
 
 
@@ -103,7 +103,7 @@ def test_every_claim_has_the_required_fields_and_a_judged_verdict(quick_run):
 def test_killed_run_resumes_without_recomputing_finished_stages(quick_run):
     assert quick_run["killed_code"] == -signal.SIGKILL
     at_kill = quick_run["at_kill"]
-    names = rp.stage_names()
+    names = rp.stage_names(quick=True)
     assert names[0] in at_kill
     assert len(at_kill) < len(names), "the kill came after the last stage: nothing was left to resume"
     out = quick_run["out"]
@@ -145,7 +145,7 @@ def test_the_real_report_renders_in_chromium(quick_run):
 def test_a_stage_reruns_alone_and_the_readme_section_follows(quick_run, tmp_path, monkeypatch, capsys):
     out = tmp_path / "copy"
     shutil.copytree(quick_run["out"], out)
-    before = {name: (out / name / rp.MARKER_FILE).read_bytes() for name in rp.stage_names()}
+    before = {name: (out / name / rp.MARKER_FILE).read_bytes() for name in rp.stage_names(quick=True)}
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Results\n\n{RESULTS_START}\nold text\n{RESULTS_END}\n\n## After\n",
                       encoding="utf-8")
@@ -157,7 +157,7 @@ def test_a_stage_reruns_alone_and_the_readme_section_follows(quick_run, tmp_path
     assert report["stages"]["theory"]["status"] == "done"
     assert (out / "theory" / rp.MARKER_FILE).read_bytes() != before["theory"]
     assert not (out / "theory.previous").exists()
-    for name in rp.stage_names()[1:]:
+    for name in rp.stage_names(quick=True)[1:]:
         assert report["stages"][name]["status"] == "reused"
         assert (out / name / rp.MARKER_FILE).read_bytes() == before[name]
     text = readme.read_text(encoding="utf-8")
@@ -214,6 +214,9 @@ def test_stage_plan_has_a_slot_for_every_optional_feature():
     assert names == ["theory", "interlayer", "presets-paper", "presets-consistent", "experiments-paper",
                      "experiments-consistent", "phase-map-paper", "phase-map-consistent",
                      "orientations-paper", "orientations-consistent"]
+    quick = [s.name for s in rp.plan_stages(("paper", "consistent"), orientations=True, quick=True)]
+    assert quick == ["theory", "interlayer", "presets-paper", "presets-consistent", "experiments-paper",
+                     "phase-map-paper", "orientations-paper"]
     assert rp.available_formulations()[0] == "paper"
     assert "numba" in rp.backends_available()
 
