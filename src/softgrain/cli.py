@@ -38,7 +38,7 @@ from softgrain.output.results import load_result
 from softgrain.phasefield.mapping import SubsteppingWarning
 from softgrain.physics import theory
 from softgrain.physics.interlayer import interlayer_report
-from softgrain.studies import benchmark, experiments, phasemap, runner, sweep
+from softgrain.studies import benchmark, experiments, phasemap, reproduce, runner, sweep
 from softgrain.studies.interlayer import simulate_substrates
 
 try:  # Typer ≥ 0.20 vendors Click as typer._click; older Typer uses Click itself.
@@ -600,6 +600,68 @@ def phase_map_command(
                       "run the same command to resume")
         raise typer.Abort() from None
     show(console, report.phase_map(summary))
+
+
+@app.command("reproduce", cls=GreedyListCommand)
+def reproduce_command(
+    out: Path = typer.Option(reproduce.DEFAULT_OUT, "--out",
+                             help="output folder: one sub-folder per stage, report.html/.md/.json"),
+    quick: bool = typer.Option(False, "--quick", help="reduced grid, 2 seeds, short runs (about a "
+                               "minute); the report is marked QUICK"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help=f"seeds per ensemble (default "
+                                        f"{reproduce.DEFAULT_SEEDS}, --quick {reproduce.QUICK_SEEDS}; at least 2)"),
+    backend: str = typer.Option("numba", "--backend", help="phase-field kernel: numba, or jax where "
+                                "softgrain has the JAX backend"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local Dask worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="address of a running Dask scheduler (default: a local cluster)"),
+    stage: List[str] = typer.Option([], "--stage", help="run only these stages (repeatable); the report "
+                                    "shows the others as finished before or not run"),
+    redo: bool = typer.Option(False, "--redo", help="recompute the --stage stages even if finished"),
+    update_readme: bool = typer.Option(False, "--update-readme",
+                                       help="also write the report into --readme between its results markers"),
+    readme: Path = typer.Option(Path("README.md"), "--readme", help="the README for --update-readme"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress display"),
+) -> None:
+    """Every computational result of the paper in one resumable run, and a report beside the paper's.
+
+    Stages: Fig. 3A theory, Fig. 5A interlayer, Fig. 2/S3/S5/S6 ensembles, the EBSD comparison
+    (Fig. 3C–F, 5D), the Fig. 4 phase map (and random orientations where available). A second call
+    skips the finished stages; a killed stage resumes its runs.
+    """
+    console = Console(stderr=True)
+
+    def on_stage(name: str, index: int, count: int, event: str, outcome) -> None:
+        if quiet:
+            return
+        if event == "start":
+            console.print(f"[bold][{index + 1}/{count}] {name}[/]: running")
+        elif outcome.status == "reused":
+            console.print(f"[{index + 1}/{count}] {name}: reused (finished before in "
+                          f"{outcome.wall_s or 0:.1f} s)")
+        elif outcome.status == "done":
+            console.print(f"[{index + 1}/{count}] {name}: [green]done[/] in {outcome.wall_s:.1f} s")
+        elif outcome.status == "failed":
+            console.print(f"[{index + 1}/{count}] {name}: [red]failed[/]: {outcome.error}")
+
+    names = {"out": "--out", "seeds": "--seeds", "backend": "--backend", "workers": "--workers",
+             "scheduler": "--scheduler", "stages": "--stage", "redo": "--redo", "readme": "--readme"}
+    try:
+        with flags(**names):
+            result = reproduce.reproduce(out, quick=quick, seeds=seeds, backend=backend, workers=workers,
+                                         scheduler=scheduler, stages=stage or None, redo=redo,
+                                         progress=not quiet, on_stage=on_stage,
+                                         readme=readme if update_readme else None)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished stages (and finished runs) are kept in {out}; "
+                      "run the same command to resume")
+        raise typer.Abort() from None
+    show(Console(width=max(Console().width, 120)), report.reproduction(result))
+    failed = [name for name, s in result["stages"].items() if s["status"] == "failed"]
+    if failed:
+        typer.echo(f"softgrain: error: stage(s) failed: {', '.join(failed)} (see {out}/<stage>/error.txt); "
+                   "run the same command to retry them", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command("animate")

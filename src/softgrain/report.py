@@ -356,6 +356,28 @@ def phase_map(summary: Mapping[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Reproduction
+# ---------------------------------------------------------------------------------------------
+
+def reproduction(result: Mapping[str, Any]) -> list[Shown]:
+    """The stages and the verdict on every claim of :func:`softgrain.studies.reproduce.reproduce`."""
+    stages = Table(title="softgrain reproduce: stages" + (" (QUICK)" if result.get("quick") else ""))
+    for column in ("stage", "status", "wall (s)", "CPU (s)"):
+        stages.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for name, stage in result["stages"].items():
+        status = stage["status"] + (f": {stage['error']}" if stage.get("error") else "")
+        stages.add_row(name, status, *("—" if stage[k] is None else f"{stage[k]:.1f}"
+                                       for k in ("wall_s", "cpu_s")))
+    claims = Table(title="claims")
+    for column in ("claim", "verdict"):
+        claims.add_column(column)
+    styles = {"reproduced": "green", "partly": "yellow", "not reproduced": "red", "not run": "dim"}
+    for claim in result["claims"]:
+        claims.add_row(claim["claim"], f"[{styles.get(claim['verdict'], '')}]{claim['verdict']}[/]")
+    return [stages, claims, *(f"wrote {path}" for path in result["paths"].values())]
+
+
+# ---------------------------------------------------------------------------------------------
 # Benchmark
 # ---------------------------------------------------------------------------------------------
 
@@ -388,6 +410,7 @@ __all__ = [
     "markdown_count_table",
     "markdown_table",
     "phase_map",
+    "reproduction",
     "run_summary",
     "run_tables",
     "sweep_done",
