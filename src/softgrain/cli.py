@@ -614,7 +614,7 @@ def main() -> None:
     except click_exceptions.ClickException as exc:
         typer.echo(f"softgrain: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("softgrain: error: interrupted", err=True)
         sys.exit(130)
     except UserInputError as exc:
