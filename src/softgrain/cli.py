@@ -414,7 +414,8 @@ def compare_experiments_command(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
 ) -> None:
     """Simulated texture (mean ± 95 % CI over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
-    with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set"):
+    with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set"), \
+            _sigterm_as_ctrl_c():
         result = experiments.compare_experiments(seeds, workers=workers, scheduler=scheduler,
                                                  overrides=_parse_set(set_), progress=not (quiet or as_json),
                                                  include_liquid=liquid, store_dir=store_dir)
@@ -443,7 +444,7 @@ def interlayer_command(
     if simulate:
         overrides = _parse_set(set_)
         overrides.update({"conditions.stack_pressure_MPa": stack_pressure, "run.temperature_C": temperature})
-        with flags(seeds="--seeds", workers="--workers", overrides="--set"):
+        with flags(seeds="--seeds", workers="--workers", overrides="--set"), _sigterm_as_ctrl_c():
             result["simulated"] = simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
                                                       workers=workers, overrides=overrides)
     if plot is not None:
