@@ -81,12 +81,21 @@ def _legend_texts(fig) -> list[str]:
     return [text.get_text() for legend in legends for text in legend.get_texts()]
 
 
+def _all_axes(fig):
+    """Every axes of the figure, inset ones (e.g. inset colourbars) included."""
+    return list(fig.axes) + [child for ax in fig.axes for child in ax.child_axes]
+
+
+def _is_colourbar(ax) -> bool:
+    return ax.get_label() == "<colorbar>" or getattr(ax, "_colorbar", None) is not None
+
+
 def _colourbars(fig):
-    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    return [ax for ax in _all_axes(fig) if _is_colourbar(ax)]
 
 
 def _panels(fig):
-    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    return [ax for ax in fig.axes if not _is_colourbar(ax)]
 
 
 # --- grain maps ------------------------------------------------------------------------------------

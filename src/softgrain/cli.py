@@ -449,7 +449,8 @@ def compare_experiments_command(
         files[condition.strip()] = Path(path.strip())
     with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set",
                ebsd_files="--ebsd", growth_direction="--ebsd-growth-direction", tolerance_deg="--ebsd-tolerance",
-               count_window_um="--count-window-um", min_grain_cells="--min-grain-cells"):
+               count_window_um="--count-window-um", min_grain_cells="--min-grain-cells"), \
+            _sigterm_as_ctrl_c():
         result = experiments.compare_experiments(
             seeds, workers=workers, scheduler=scheduler, overrides=_parse_set(set_),
             progress=not (quiet or as_json), include_liquid=liquid, store_dir=store_dir, ebsd_files=files,
@@ -527,7 +528,7 @@ def interlayer_command(
     if simulate:
         overrides = _parse_set(set_)
         overrides.update({"conditions.stack_pressure_MPa": stack_pressure, "run.temperature_C": temperature})
-        with flags(seeds="--seeds", workers="--workers", overrides="--set"):
+        with flags(seeds="--seeds", workers="--workers", overrides="--set"), _sigterm_as_ctrl_c():
             result["simulated"] = simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
                                                       workers=workers, overrides=overrides)
     if plot is not None:
@@ -760,7 +761,7 @@ def main() -> None:
     except click_exceptions.ClickException as exc:
         typer.echo(f"softgrain: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("softgrain: error: interrupted", err=True)
         sys.exit(130)
     except UserInputError as exc:

@@ -171,11 +171,19 @@ def _property_panel(fig, ax, image: np.ndarray, values: Mapping[str, float], cma
         low, high = low - pad, high + pad
     im = ax.imshow(image, origin="lower", extent=extent, cmap=colormaps[cmap_name].with_extremes(
         bad=EMPTY_COLOUR), vmin=low, vmax=high, interpolation="nearest")
-    bar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+    # An inset colourbar is exactly as tall as the (equal-aspect) map it belongs to.
+    bar = fig.colorbar(im, cax=ax.inset_axes([1.02, 0.0, 0.025, 1.0]))
     bar.set_label(f"{quantity} ({unit})")
-    bar.set_ticks(sorted(set(values.values())))
-    bar.set_ticklabels([" = ".join(f"({o})" for o, v in values.items() if v == level) + f" {level:.3g}"
-                        for level in sorted(set(values.values()))], fontsize="x-small")
+    # Mark each orientation on the bar; values closer than 5 % of the scale share one tick.
+    groups: list[list[tuple[str, float]]] = []
+    for orientation, value in sorted(values.items(), key=lambda item: item[1]):
+        if groups and value - groups[-1][-1][1] < 0.05 * (high - low):
+            groups[-1].append((orientation, value))
+        else:
+            groups.append([(orientation, value)])
+    bar.set_ticks([float(np.mean([v for _, v in group])) for group in groups])
+    bar.set_ticklabels([", ".join(f"({o}) {v:.3g}" for o, v in group) for group in groups],
+                       fontsize="x-small")
     present = np.unique(image[np.isfinite(image)])
     title = f"{quantity}, t = {t:g} s"
     if present.size == 1:
@@ -208,7 +216,9 @@ def plot_grain_maps(ds: xr.Dataset, times: Sequence[float] | None = None) -> Fig
     nucleated = sorted(set(orientation.tolist()))
     energy_of = {ORIENTATIONS[k]: float(energies[orientation == k][0]) for k in nucleated}
     barrier_of = {ORIENTATIONS[k]: float(barriers[orientation == k][0]) for k in nucleated}
-    fig = Figure(figsize=(15, 2.6 * len(times) + 1.6), layout="constrained")
+    # Rows as tall as the maps (equal aspect) plus titles and labels: colourbars then match them.
+    aspect = (extent[3] - extent[2]) / (extent[1] - extent[0])
+    fig = Figure(figsize=(15, len(times) * (3.7 * aspect + 0.8) + 1.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(times), 3, squeeze=False)
     for row, t in enumerate(times):
@@ -261,7 +271,7 @@ def plot_texture_evolution(texture: xr.Dataset) -> Figure:
         ax_h.plot(last["fraction_by_height"].sel(orientation=o), heights, color=colour, ls=line,
                   marker=marker, ms=5, markevery=(k * every // 3, every), label=f"({o})")
         ax_t.plot(texture["time"], texture["area_fraction"].sel(orientation=o), color=colour, ls=line,
-                  marker=marker, ms=6, mfc="white" if k else colour)
+                  marker=marker, ms=6)
     ax_h.set_xlabel("area fraction in the row")
     ax_h.set_ylabel("height above substrate (µm)")
     ax_h.set_title(f"by height, t = {float(last['time']):g} s")

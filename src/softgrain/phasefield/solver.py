@@ -290,8 +290,12 @@ class Simulation:
         return sim
 
     def run(self, progress: Callable[[int], None] | None = None) -> None:
-        """Run to the end time; ``progress(n)`` is told of every ``n`` steps taken."""
-        self.advance_to(self.total_steps, progress)
+        """Run to the end time; ``progress(n)`` is told of every ``n`` steps taken.
+
+        The kernel runs in calls of ~:data:`CHUNK_WALL_S`, so that Ctrl-C (KeyboardInterrupt)
+        reaches Python within a fraction of a second even inside a long sub-stepped step.
+        """
+        self.advance_to(self.total_steps, progress, should_stop=lambda: False)
 
 
 __all__ = ["Simulation", "Snapshot"]
