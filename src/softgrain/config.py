@@ -355,6 +355,13 @@ class ConditionsConfig(StrictModel):
         "substrate under the deposit: a material name (Cu, Ag, Au, … from bulk_moduli.toml, or an "
         "interlayer material such as 'Li0.7Si0.3', see softgrain.materials.substrates) or its bulk "
         "modulus in GPa"))
+    strain_relaxation: Literal["none", "yield-strength"] = Field("none", description=(
+        "optional, issue 11: 'yield-strength' scales the strain by min(1, σ_y(T)/σ_y(25 °C)), "
+        "the lattice strain relaxing as the yield strength falls on heating, with ln σ_y linear "
+        "in 1/T through 105 MPa (room temperature) and 35 MPa (90 °C) for micrometre-sized Li "
+        "(Xu et al., PNAS 114, 57 (2017), the paper's ref. 26; data/interlayer.toml): 0.384 at "
+        "80 °C, −3 % → −1.15 %. A hypothesis, not in the paper; Li only. 'none' (default): the "
+        "strain does not depend on temperature"))
 
 
 class SimulationConfig(StrictModel):

@@ -107,6 +107,14 @@ def _lattice(config: SimulationConfig) -> LatticeStrain | None:
         derived = lattice_strain(conditions.stack_pressure_MPa, conditions.substrate, config.material.metal)
     except UserInputError as exc:
         raise ConfigError(f"conditions.substrate = {conditions.substrate!r}: {exc}") from None
+    if conditions.strain_relaxation != "none":
+        try:
+            derived = lattice_strain(conditions.stack_pressure_MPa, conditions.substrate,
+                                     config.material.metal, relaxation=conditions.strain_relaxation,
+                                     temperature_C=config.run.temperature_C)
+        except UserInputError as exc:
+            raise ConfigError(f"conditions.strain_relaxation = {conditions.strain_relaxation!r}: "
+                              f"{exc}") from None
     explicit = config.material.strain
     if explicit is not None and abs(explicit - derived.strain) > _SAME_STRAIN:
         raise ConfigError(
