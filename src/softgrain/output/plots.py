@@ -188,7 +188,7 @@ def _property_panel(fig, ax, image: np.ndarray, values: Mapping[str, float], cma
     title = f"{quantity}, t = {t:g} s"
     if present.size == 1:
         owners = [f"({o})" for o, v in values.items() if np.isclose(v, present[0])]
-        title += f" — uniform: every grain {'/'.join(owners) or ''} {present[0]:.3g} {unit}"
+        title += f"\nuniform: every grain is {'/'.join(owners) or ''} ({present[0]:.3g} {unit})"
     ax.set_title(title, fontsize="medium")
 
 
@@ -270,8 +270,9 @@ def plot_texture_evolution(texture: xr.Dataset) -> Figure:
         line, marker = _ORIENTATION_STYLES[o]
         ax_h.plot(last["fraction_by_height"].sel(orientation=o), heights, color=colour, ls=line,
                   marker=marker, ms=5, markevery=(k * every // 3, every), label=f"({o})")
+        # Shrinking markers nest where curves coincide (e.g. two orientations at 0).
         ax_t.plot(texture["time"], texture["area_fraction"].sel(orientation=o), color=colour, ls=line,
-                  marker=marker, ms=6)
+                  marker=marker, ms=9 - 2 * k)
     ax_h.set_xlabel("area fraction in the row")
     ax_h.set_ylabel("height above substrate (µm)")
     ax_h.set_title(f"by height, t = {float(last['time']):g} s")
@@ -455,8 +456,9 @@ def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
         for j, yj in enumerate(y):
             if not finite[i, j]:
                 continue
-            # A case marker sits at its cell's centre: move that cell's label to its side.
-            beside = any(xe[i] <= mx <= xe[i + 1] and ye[j] <= my <= ye[j + 1] for mx, my in marked)
+            # A case marker near its cell's centre would hide the label: move the label aside.
+            beside = any(abs(mx - xi) < 0.3 * (xe[i + 1] - xe[i]) and abs(my - yj) < 0.3 * (ye[j + 1] - ye[j])
+                         for mx, my in marked)
             axes[0].annotate(f"{names[best[i, j]]} {top[i, j]:.0%}", (xi, yj),
                              xytext=(9, 0) if beside else (0, 0), textcoords="offset points",
                              ha="left" if beside else "center", va="center", fontsize=7,
