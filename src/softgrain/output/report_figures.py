@@ -125,44 +125,58 @@ def plot_fraction_comparison(conditions: Mapping[str, Mapping[str, Mapping[str, 
     ----------
     conditions : mapping
         Condition label → {"simulated": {orientation: (mean, low, high)},
-        "experiment": {orientation: (value, low, high) or None}}; a measurement's interval is its
-        Wilson interval where the grains were counted (NaN bounds: a bare value). Orientations the
-        paper does not report are None and drawn as "n/a".
+        "experiment": {orientation: (value, low, high) or None}, optionally "counted":
+        {orientation: (fraction, low, high)}}: simulated area fractions, the measurement (its
+        Wilson interval where the grains were counted; NaN bounds: a bare value; None: not
+        reported, drawn as "n/a") and, where given, the simulated grain-count fractions.
     seeds : int
         Seeds behind the simulated means.
     title : str
         Figure title.
     """
     labels = list(conditions)
-    fig = Figure(figsize=(3.3 * len(labels) + 0.6, 3.5), layout="constrained")
+    with_counts = any(conditions[label].get("counted") for label in labels)
+    width = 0.27 if with_counts else 0.38
+    offsets = (-width, 0.0, width) if with_counts else (-0.2, None, 0.2)
+    fig = Figure(figsize=(3.3 * len(labels) + 0.6, 3.7), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(labels), sharey=True, squeeze=False)[0]
     centres = np.arange(len(ORIENTATIONS))
     for ax, label in zip(axes, labels):
         simulated = conditions[label]["simulated"]
         measured = conditions[label]["experiment"]
+        counted = conditions[label].get("counted")
         heights, errors = _error_bars([simulated[o] for o in ORIENTATIONS])
-        ax.bar(centres - 0.2, heights, 0.38, yerr=errors, capsize=3,
+        ax.bar(centres + offsets[0], heights, width * 0.95, yerr=errors, capsize=2,
                color=[ORIENTATION_COLOURS[o] for o in ORIENTATIONS], error_kw={"elinewidth": 1})
+        if counted:
+            c_heights, c_errors = _error_bars([counted[o] for o in ORIENTATIONS])
+            ax.bar(centres + offsets[1], c_heights, width * 0.95, yerr=c_errors, capsize=2,
+                   color=[ORIENTATION_COLOURS[o] for o in ORIENTATIONS], alpha=0.45,
+                   edgecolor="black", linewidth=0.6, error_kw={"elinewidth": 1})
         known = [o for o in ORIENTATIONS if measured.get(o) is not None]
         if known:
             m_heights, m_errors = _error_bars([measured[o] for o in known])
-            ax.bar(centres[[ORIENTATIONS.index(o) for o in known]] + 0.2, m_heights, 0.38,
-                   yerr=m_errors, capsize=3, color="white", edgecolor=_EBSD_COLOUR, hatch="///",
+            ax.bar(centres[[ORIENTATIONS.index(o) for o in known]] + offsets[2], m_heights, width * 0.95,
+                   yerr=m_errors, capsize=2, color="white", edgecolor=_EBSD_COLOUR, hatch="///",
                    error_kw={"elinewidth": 1, "ecolor": _EBSD_COLOUR})
         for o in ORIENTATIONS:
             if measured.get(o) is None:
-                ax.text(ORIENTATIONS.index(o) + 0.2, 2, "n/a", ha="center", va="bottom",
+                ax.text(ORIENTATIONS.index(o) + offsets[2], 2, "n/a", ha="center", va="bottom",
                         fontsize=7, color=_EBSD_COLOUR, rotation=90)
         ax.set_xticks(centres, [f"({o})" for o in ORIENTATIONS])
+        ax.set_xlim(-0.6, len(ORIENTATIONS) - 0.35)
         ax.set_title(label, fontsize=9)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", color="0.9")
         ax.set_axisbelow(True)
     axes[0].set_ylabel("fraction (%)")
-    handles = [Patch(facecolor="0.6", label=f"simulated: area fraction, mean and 95 % CI over {seeds} seeds"),
-               Patch(facecolor="white", edgecolor=_EBSD_COLOUR, hatch="///",
-                     label="EBSD (paper): grain fraction, Wilson 95 % CI where the count is known")]
+    handles = [Patch(facecolor="0.45", label=f"simulated: area fraction, mean and 95 % CI over {seeds} seeds")]
+    if with_counts:
+        handles.append(Patch(facecolor="0.45", alpha=0.45, edgecolor="black", linewidth=0.6,
+                             label="simulated: grain-count fraction in the EBSD-like window, pooled, Wilson 95 % CI"))
+    handles.append(Patch(facecolor="white", edgecolor=_EBSD_COLOUR, hatch="///",
+                         label="EBSD (paper): grain fraction, Wilson 95 % CI where the count is known"))
     fig.legend(handles=handles, loc="outside lower center", ncol=1, fontsize="small", frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
