@@ -10,7 +10,8 @@ theory's 25 → 80 °C crossover predicts (Fig. 3A).
 Each finished run is appended to ``--records`` (JSON lines) at once, so an interrupted study
 resumes where it stopped; ``--set KEY=VALUE`` (TOML value) changes every run, e.g.
 ``--set 'conditions.strain_relaxation="yield-strength"'`` for the optional strain-relaxation
-mechanism (README, 'Temperature'). At most ``--workers`` processes (default 2), one kernel thread
+mechanism (README, 'Temperature'; its factor is exactly 1 at 25 °C, so ``--conditions 80C
+--borrow 25C=base`` reuses the 25 °C runs). At most ``--workers`` processes (default 2), one kernel thread
 each. Usage::
 
     python scripts/temperature_study.py --seeds 16 --records temp.jsonl [--out temp.json]
@@ -123,6 +124,10 @@ def main() -> None:
     parser.add_argument("--records", required=True, help="JSON-lines file of finished runs (resumable)")
     parser.add_argument("--out", default=None, help="write the summary (all labels) here as JSON")
     parser.add_argument("--summary-only", action="store_true", help="only summarise --records")
+    parser.add_argument("--borrow", action="append", default=[], metavar="CONDITION=LABEL", help=(
+        "summarise this label with the runs of CONDITION from LABEL (only where they are "
+        "identical by construction, e.g. 25C=base for the strain relaxation, whose factor is "
+        "exactly 1 at 25 °C)"))
     args = parser.parse_args()
     path = Path(args.records)
     done = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] \
@@ -144,7 +149,13 @@ def main() -> None:
                       f"seed {record['seed']}: (001)/(101)/(111) = "
                       + "/".join(f"{100 * v:.1f}" for v in record["fraction"])
                       + f" % [{record['wall_time_s']:.0f} s]", flush=True)
-    summary = summarise(done)
+    borrowed = []
+    for item in args.borrow:
+        condition, _, source = item.partition("=")
+        borrowed += [{**r, "label": args.label, "borrowed_from": source} for r in done
+                     if r["label"] == source and r["condition"] == condition
+                     and r["formulation"] in args.formulations]
+    summary = summarise(done + borrowed)
     print(table(summary))
     if args.out:
         write_json(args.out, summary)

@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("jax", reason="the JAX backend is optional: pip install -e '.[jax]'")
 
+from grain_cases import voronoi  # noqa: E402
 from softgrain.errors import SimulationError, UserInputError  # noqa: E402
 from softgrain.phasefield.batched_jax import (BatchedField, BatchParameters,  # noqa: E402
                                               BatchTooLargeError, advance_schedule,
@@ -32,16 +33,6 @@ STEPS = 1000
 # the row buckets 8, 16 and 20 (the domain top) and both bucket edges are exercised.
 FRONT = DepositionFront(ny=NY, initial_rows=6, rows_per_step=0.015)
 TOLERANCE = 1e-10
-
-
-def voronoi(ny: int, nx: int, n: int, seed: int) -> np.ndarray:
-    """Nearest-seed grain map, periodic in x."""
-    rng = np.random.default_rng(seed)
-    cy, cx = rng.uniform(0, ny, n), rng.uniform(0, nx, n)
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    dx = np.abs(xx[None] - cx[:, None, None])
-    dx = np.minimum(dx, nx - dx)
-    return ((yy[None] - cy[:, None, None]) ** 2 + dx**2).argmin(axis=0)
 
 
 def deposited_start(labels: np.ndarray, n: int, rows: int) -> np.ndarray:

@@ -143,8 +143,8 @@ def test_ctrl_c_then_resume_matches_uninterrupted_cli_run(tmp_path, monkeypatch,
     real_advance = Simulation.advance_to
     sent = []
 
-    def advance_then_interrupt(self, target, progress=None):
-        real_advance(self, target, progress)
+    def advance_then_interrupt(self, target, progress=None, should_stop=None):
+        real_advance(self, target, progress, should_stop)
         if self.step >= 450 and not sent:
             sent.append(self.step)
             os.kill(os.getpid(), stop_signal)
@@ -344,7 +344,7 @@ def test_overwrite_removes_stale_checkpoints_of_the_previous_run(tmp_path, monke
     write_states(folder, [100])
     code, _, err = run_main(monkeypatch, capsys, "run", "li-solid", "--out", str(folder),
                             "--set", 'numerics.kernel="dense"', *SMALL_CLI)
-    assert code == 2 and "not empty" in err                        # never silently overwritten
+    assert code == 2 and f"softgrain resume {folder}" in err      # never silently overwritten
     code, _, err = run_main(monkeypatch, capsys, "run", "li-solid", "--out", str(folder),
                             "--set", 'numerics.kernel="dense"', *SMALL_CLI, "--overwrite")
     assert code == 0, err

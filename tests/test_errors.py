@@ -92,9 +92,10 @@ BAD_OVERRIDES = {
                           ["conditions.substrate = 'Unobtainium'", "unknown substrate"]),
     "strain beyond the schema": (["--set", "material.strain=0.5"], ["material.strain = 0.5", "≤ 0.2"]),
     "end time shorter than a step": (["--end-time", "0.001"], ["run.end_time_s = 0.001", "one time step"]),
-    "negative end time": (["--end-time", "-5"], ["run.end_time_s = -5.0", "0 < run.end_time_s"]),
-    "infinite end time": (["--end-time", "inf"], ["run.end_time_s = inf", "finite"]),
-    "negative seed": (["--seed", "-1"], ["run.seed = -1", "0 ≤ run.seed"]),
+    # A value given by a flag is blamed on the flag, not on the preset file (issue 15).
+    "negative end time": (["--end-time", "-5"], ["--end-time -5.0 (run.end_time_s)", "0 < --end-time"]),
+    "infinite end time": (["--end-time", "inf"], ["--end-time inf (run.end_time_s)", "finite"]),
+    "negative seed": (["--seed", "-1"], ["--seed -1 (run.seed)", "0 ≤ --seed"]),
     "unknown key": (["--set", "grid.size=3"], ["grid.size", "unknown key"]),
     "unknown section": (["--set", "solver.dt=3"], ["solver", "unknown key"]),
     "key below a value": (["--set", "material.metal.x=3"], ["--set material.metal.x", "not a section"]),

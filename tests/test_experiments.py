@@ -125,7 +125,8 @@ def tiny_set_options() -> list[str]:
 
 def test_json_contract_with_a_tiny_grid(monkeypatch, capsys):
     code, out, err = run_main(monkeypatch, capsys, "--seeds", "2", "--workers", "2", "--json",
-                              "--no-liquid", *tiny_set_options())
+                              "--no-liquid", "--count-window-um", "2", "--min-grain-cells", "2",
+                              *tiny_set_options())
     assert code == 0, err
     doc = json.loads(out)
     rows = {row["preset"]: row for row in doc["conditions"]}
@@ -142,6 +143,27 @@ def test_json_contract_with_a_tiny_grid(monkeypatch, capsys):
     assert rows["li-solid"]["experiment"] == {"001": 0.571, "101": 0.190, "111": 0.143}
     assert rows["li-solid-80c"]["experiment"]["111"] is None
     assert rows["li-solid-lixsi"]["experiment"] == {"001": None, "101": 0.5, "111": None}
+    # EBSD-grade grain statistics (issue 11, item 4): the contract of every condition.
+    for row in doc["conditions"]:
+        sim = row["simulated_count_fraction"]
+        assert set(sim) == set(ORIENTATIONS)
+        for stats in sim.values():
+            assert set(stats) == {"mean", "ci_low", "ci_high"}
+            assert 0.0 <= stats["ci_low"] <= stats["mean"] <= stats["ci_high"] <= 1.0
+        assert sum(s["mean"] for s in sim.values()) == pytest.approx(1.0)
+        assert set(row["ebsd_count"]) == set(ORIENTATIONS)
+        assert all(k is None or isinstance(k, int) for k in row["ebsd_count"].values())
+        assert row["agreement_p_value"] is None or 0.0 <= row["agreement_p_value"] <= 1.0
+        # The window asked for (2 µm = 4 rows of the 0.5 µm grid) is what was counted.
+        assert row["count_window_height_um"] == 2.0 and row["min_grain_cells"] == 2
+    assert rows["li-solid"]["ebsd_count"] == {"001": 12, "101": 4, "111": 3}
+    assert rows["li-solid-80c"]["ebsd_count"] == {"001": 6, "101": 19, "111": None}
+    assert rows["li-solid-lixsi"]["ebsd_count"] == {"001": None, "101": None, "111": None}
+    assert rows["li-solid-lixsi"]["agreement_p_value"] is None
+    assert isinstance(rows["li-solid"]["agreement_p_value"], float)
+    assert rows["li-solid"]["ebsd_count_label"] == "INFERRED"
+    assert set(doc["count_methods"]) == {"simulated_count_fraction", "ebsd_count_fraction",
+                                         "agreement_p_value"}
     entries = doc["grain_size"]["entries"]
     assert {e["preset"] for e in entries} == set(PRESETS)
     assert all(e["domain_width_um"] == 20.0 for e in entries)
@@ -167,6 +189,13 @@ def test_markdown_table_lists_every_condition():
 def test_bad_seed_count_exits_2(monkeypatch, capsys):
     code, _, err = run_main(monkeypatch, capsys, "--seeds", "-1")
     assert code == 2 and "--seeds" in err
+
+
+@pytest.mark.parametrize("option, value", [("--count-window-um", "0"), ("--count-window-um", "nan"),
+                                           ("--min-grain-cells", "0")])
+def test_bad_count_options_exit_2(monkeypatch, capsys, option, value):
+    code, _, err = run_main(monkeypatch, capsys, "--seeds", "0", option, value)
+    assert code == 2 and option in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_override_exits_2(monkeypatch, capsys):

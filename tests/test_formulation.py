@@ -285,3 +285,30 @@ def test_sparse_equals_dense_through_the_closed_to_open_switch():
         assert any(rows >= 4 and is_open for rows, is_open in flags)
         assert all(is_open == (rows >= 4) for rows, is_open in flags)
     assert np.max(np.abs(runs["dense"] - runs["sparse"])) <= 1e-10
+
+
+# --------------------------------------------------------------------------------------------
+# Optional strain relaxation with the yield strength (item 3)
+# --------------------------------------------------------------------------------------------
+
+RELAX = {"conditions.strain_relaxation": "yield-strength"}
+
+
+def test_strain_relaxation_is_off_by_default_and_follows_the_measured_yield_strengths():
+    assert material_inputs(load_config("li-solid-80c")).strain == -0.03
+    at = {t: material_inputs(load_config("li-solid", {**RELAX, "run.temperature_C": t}))
+          for t in (0.0, 25.0, 80.0, 90.0)}
+    assert at[25.0].strain == -0.03 and at[0.0].strain == -0.03       # capped at the full strain
+    # ln σ_y linear in 1/T through 105 MPa (25 °C) and 35 MPa (90 °C), Xu et al. 2017
+    assert at[90.0].lattice.relaxation_factor == pytest.approx(35.0 / 105.0, rel=1e-12)
+    exponent = (1 / 353.15 - 1 / 298.15) / (1 / 363.15 - 1 / 298.15)
+    assert at[80.0].strain == pytest.approx(-0.03 * (1 / 3) ** exponent, rel=1e-12)
+    assert at[80.0].strain == pytest.approx(-0.0115, abs=1e-4)
+    relaxed = material_inputs(load_config("li-solid-80c", RELAX))
+    assert relaxed.strain == at[80.0].strain
+    assert relaxed.surface_energy_J_m2["101"] < material_inputs(load_config("li-solid-80c")).surface_energy_J_m2["101"]
+
+
+def test_strain_relaxation_without_data_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"conditions\.strain_relaxation.*no yield-strength data for Na"):
+        quiet_build("na-solid", RELAX)

@@ -10,6 +10,7 @@ import numba
 import numpy as np
 import pytest
 
+from grain_cases import voronoi
 from softgrain.errors import SimulationError
 from softgrain.phasefield.energy import Landau
 from softgrain.phasefield.grains import GrainParameters
@@ -19,16 +20,6 @@ from softgrain.phasefield.sparse import CapacityError, SparseField, set_num_thre
 
 LANDAU = Landau()  # α = β = 1, γ = 1.5, w = 1
 NY, NX, N = 24, 40, 8
-
-
-def voronoi(ny: int, nx: int, n: int, seed: int) -> np.ndarray:
-    """Nearest-seed grain map, periodic in x."""
-    rng = np.random.default_rng(seed)
-    cy, cx = rng.uniform(0, ny, n), rng.uniform(0, nx, n)
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    dx = np.abs(xx[None] - cx[:, None, None])
-    dx = np.minimum(dx, nx - dx)
-    return ((yy[None] - cy[:, None, None]) ** 2 + dx**2).argmin(axis=0)
 
 
 def dense_from_labels(labels: np.ndarray, n: int) -> np.ndarray:

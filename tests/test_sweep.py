@@ -283,3 +283,11 @@ def test_keep_maps_stores_final_orientation_maps(threaded_cluster):
         omap = maps.sel(seed=seed).values
         counts = np.bincount(omap[omap >= 0], minlength=3)
         np.testing.assert_allclose(counts / counts.sum(), ds["fraction"].sel(seed=seed).values)
+    # The grain map marks the same cells, and each grain carries one orientation.
+    grains = ds["final_grain"]
+    assert grains.dims == ("seed", "y", "x") and grains.dtype == np.int32
+    for seed in (7, 8):
+        gmap, omap = grains.sel(seed=seed).values, maps.sel(seed=seed).values
+        np.testing.assert_array_equal(gmap >= 0, omap >= 0)
+        for grain in np.unique(gmap[gmap >= 0]):
+            assert np.unique(omap[gmap == grain]).size == 1

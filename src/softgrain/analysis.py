@@ -1,6 +1,7 @@
 """Texture analysis of grain maps: orientation fractions (overall and by height), surviving grains,
-grain width at the top surface, EBSD-like classes of crystal orientations, and statistics over
-nucleation seeds.
+grain width at the top surface, grain counts in a window, EBSD-like classes of crystal orientations,
+and statistics over nucleation seeds (Student-t means, Wilson intervals of proportions, an exact
+test of two count distributions).
 
 A grain map is an integer (ny, nx) array of grain indices (−1 = no grain / not deposited), row 0 at
 the substrate; ``grain_orientation`` gives each grain's orientation index into
@@ -15,12 +16,14 @@ else "other"; count and area fractions, overall and in a height window.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 from scipy import special
+from scipy.special import logsumexp
 
 from softgrain.ebsd import grain_texture
 from softgrain.errors import ParameterError, UserInputError
@@ -124,6 +127,9 @@ def texture(ds: xr.Dataset) -> xr.Dataset:
             "surface_grain_width_um": (("time",), np.array([s[1] for s in surface])),
         },
         coords={"time": ds["time"].values, "y": ds["y"].values, "orientation": list(ORIENTATIONS)},
+        # What the run was, for titles of figures drawn from the texture alone.
+        attrs={key: ds.attrs[key] for key in ("preset", "metal", "temperature_C", "seed")
+               if key in ds.attrs},
     )
 
 
@@ -317,7 +323,8 @@ def final_snapshot_measures(ds: xr.Dataset, keep_maps: bool = False) -> dict[str
     dict
         ``fraction`` (area fraction per orientation), ``surface_fraction`` (fractions in the top
         fully deposited row, NaN without one), ``grain_count``, ``surface_grain_count``,
-        ``surface_grain_width_um`` and, with ``keep_maps``, ``final_orientation`` (ny, nx) int8.
+        ``surface_grain_width_um`` and, with ``keep_maps``, ``final_orientation`` (ny, nx) int8 and
+        ``final_grain`` (ny, nx) int32 (grain index, −1 = none).
     """
     final = ds.isel(time=[-1])
     tex = texture(final)
@@ -335,6 +342,7 @@ def final_snapshot_measures(ds: xr.Dataset, keep_maps: bool = False) -> dict[str
     }
     if keep_maps:
         result["final_orientation"] = orientation_map(grain_map, orientation).astype(np.int8)
+        result["final_grain"] = np.asarray(grain_map).astype(np.int32)
     return result
 
 
@@ -375,3 +383,123 @@ def ensemble_statistics(ds: xr.Dataset, variable: str = "fraction",
         out[str(orientation)] = {"mean": mean, "ci95": [low, high],
                                  "n": int(np.isfinite(samples).sum())}
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Grain counts (EBSD-like statistics)
+# ---------------------------------------------------------------------------------------------
+
+def grain_orientations(grain_map: np.ndarray, orientation_cells: np.ndarray) -> np.ndarray:
+    """Orientation index of every grain id, from a grain map and its orientation map.
+
+    For stored results that keep both maps (``final_grain``, ``final_orientation``) but not the
+    nuclei's orientations. Returns an int array of length ``grain_map.max() + 1`` (−1 for ids
+    absent from the map).
+    """
+    grains = np.asarray(grain_map)
+    cells = np.asarray(orientation_cells)
+    if grains.shape != cells.shape:
+        raise UserInputError(f"grain map {grains.shape} and orientation map {cells.shape} differ in shape")
+    occupied = grains >= 0
+    out = np.full(int(grains.max()) + 1 if occupied.any() else 0, -1, dtype=np.int64)
+    out[grains[occupied]] = cells[occupied]
+    return out
+
+
+def window_grain_counts(grain_map: np.ndarray, grain_orientation: np.ndarray, window_rows: int,
+                        min_cells: int = 1) -> np.ndarray:
+    """Grains of each orientation in the bottom ``window_rows`` rows, shape (3,), int.
+
+    A grain counts once if at least ``min_cells`` of its cells lie in the window, as a grain is
+    counted once in an EBSD cross-section however large it is; smaller slivers (a grain's diffuse
+    tail, or a nucleus reduced to a few cells) are left out, as an EBSD scan leaves out grains of
+    a few pixels.
+
+    Parameters
+    ----------
+    grain_map : (ny, nx) int array
+        Grain index per cell (−1 = none), row 0 at the substrate.
+    grain_orientation : int array
+        Orientation index of each grain id.
+    window_rows : int
+        Height of the window in rows (clipped to the map).
+    min_cells : int
+        Smallest grain area counted, in cells.
+    """
+    if window_rows < 1:
+        raise UserInputError(f"the counting window must be at least one row high, got {window_rows}")
+    if min_cells < 1:
+        raise UserInputError(f"the minimum grain size must be at least one cell, got {min_cells}")
+    window = np.asarray(grain_map)[:window_rows]
+    ids, cells = np.unique(window[window >= 0], return_counts=True)
+    kept = ids[cells >= min_cells]
+    return np.bincount(np.asarray(grain_orientation)[kept], minlength=len(ORIENTATIONS)).astype(np.int64)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a binomial proportion ``successes / trials``; None without trials.
+
+    The Wilson interval (no continuity correction; Newcombe 1998, method 3) keeps its coverage near
+    the nominal level for small samples and proportions near 0 or 1, where the Wald interval
+    fails — the EBSD counts are 3–19 of 21–39 grains. Computed by
+    ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+    """
+    if trials == 0:
+        return None
+    if not 0 <= successes <= trials:
+        raise UserInputError(f"need 0 ≤ successes ≤ trials, got {successes} of {trials}")
+    # scipy.stats costs half a second to import; only the commands that count grains pay for it.
+    from scipy import stats
+
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence,
+                                                                     method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _bounded_compositions(total: int, bounds: np.ndarray) -> np.ndarray:
+    """Every vector x of non-negative integers with sum ``total`` and x ≤ ``bounds``, shape (T, k)."""
+    k = len(bounds)
+    rows = []
+    for head in itertools.product(*(range(min(total, int(b)) + 1) for b in bounds[:-1])):
+        last = total - sum(head)
+        if 0 <= last <= bounds[-1]:
+            rows.append((*head, last))
+    return np.array(rows, dtype=np.int64).reshape(-1, k)
+
+
+def count_agreement_p_value(first: Sequence[int], second: Sequence[int]) -> float | None:
+    """Exact p-value that two samples of categorical counts come from one distribution.
+
+    The Fisher–Freeman–Halton exact test of the 2 × k table ``[first; second]``: with both
+    margins fixed, the smaller row follows the multivariate hypergeometric distribution
+    (``scipy.stats.multivariate_hypergeom``); the p-value is the total probability of every
+    table no more probable than the observed one (relative tolerance 1e-7, as R's
+    ``fisher.test``). For a 2 × 2 table this is ``scipy.stats.fisher_exact`` (two-sided). The
+    tables are enumerated exactly (scipy's R × C version samples them by Monte Carlo), which is
+    cheap for three categories and EBSD-sized samples.
+
+    Categories empty in both samples are dropped; with a single category left the samples
+    cannot differ (p = 1). Returns None when either sample is empty.
+    """
+    a = np.asarray(first, dtype=np.int64)
+    b = np.asarray(second, dtype=np.int64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise UserInputError(f"count vectors must have one matching dimension, got {a.shape} and {b.shape}")
+    if (a < 0).any() or (b < 0).any():
+        raise UserInputError("counts must be non-negative")
+    keep = (a + b) > 0
+    a, b = a[keep], b[keep]
+    if a.sum() == 0 or b.sum() == 0:
+        return None
+    if a.size < 2:
+        return 1.0
+    # scipy.stats: imported here for the reason given in wilson_interval.
+    from scipy import stats
+
+    small = a if a.sum() <= b.sum() else b
+    column = a + b
+    distribution = stats.multivariate_hypergeom(m=column, n=int(small.sum()))
+    log_p = distribution.logpmf(_bounded_compositions(int(small.sum()), column))
+    observed = distribution.logpmf(small)
+    extreme = log_p <= observed + np.log1p(1e-7)
+    return float(min(1.0, np.exp(logsumexp(log_p[extreme]))))

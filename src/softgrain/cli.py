@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import sys
 import tomllib
 import warnings
@@ -24,18 +25,20 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
+import softgrain
 from softgrain import ebsd, report, setup
 from softgrain.config import load_config, preset_names
-from softgrain.errors import ParameterError, SimulationError, UserInputError
+from softgrain.errors import ConfigError, ParameterError, SimulationError, UserInputError
 from softgrain.materials.metals import load_metal
 from softgrain.output import checkpoint, orientation_plots, plots, viewers
 from softgrain.output.checkpoint import RunStopped
-from softgrain.output.files import check_output_dir, prepare_output_dir, save_figure
+from softgrain.output.files import (check_output_dir, check_writable, folder_lock, prepare_output_dir,
+                                     save_figure)
 from softgrain.output.results import load_result
 from softgrain.phasefield.mapping import SubsteppingWarning
 from softgrain.physics import theory
 from softgrain.physics.interlayer import interlayer_report
-from softgrain.studies import benchmark, experiments, phasemap, runner, sweep
+from softgrain.studies import benchmark, experiments, phasemap, reproduce, runner, sweep
 from softgrain.studies.interlayer import simulate_substrates
 
 try:  # Typer ≥ 0.20 vendors Click as typer._click; older Typer uses Click itself.
@@ -49,11 +52,21 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain Click help: Typer's rich tables show every on/off flag as ``--json <bool>``, as if it
+    # took a value (``--json true`` fails); plain help shows flags bare and values as <int> etc.
+    rich_markup_mode=None,
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"softgrain {softgrain.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
     # A callback keeps ``softgrain`` a command group even while it has a single subcommand;
     # without it Typer would run that command directly and reject ``softgrain theory``.
     pass
@@ -72,6 +85,24 @@ def flags(**names: str) -> Iterator[None]:
         yield
     except ParameterError as exc:
         raise UserInputError(exc.render(names)) from None
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Let SIGTERM stop a Dask command the way Ctrl-C does.
+
+    By default SIGTERM kills the process at once: the local cluster's worker processes and
+    semaphores are left for the resource tracker to complain about, and the shell sees 143.
+    Raised as KeyboardInterrupt, it unwinds through the cluster's shutdown like Ctrl-C.
+    """
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def show(console: Console, items) -> None:
@@ -147,7 +178,8 @@ def _parse_number(text: str, what: str) -> float:
     return value
 
 
-@app.command("theory", cls=GreedyListCommand)
+@app.command("theory", cls=GreedyListCommand,
+             short_help="Thermodynamic theory (Fig. 3A): ΔΓ, ΔF_strain, ΔU vs T.")
 def theory_command(
     metal: str = typer.Option("Li", "--metal", "-m", help="Li, Na or K."),
     electrolyte: Optional[str] = typer.Option(
@@ -254,37 +286,63 @@ def run_command(
     and `softgrain resume DIR` finishes it.
     """
     changes = _parse_set(set_)
+    from_flags: dict[str, tuple[str, object]] = {}
     if seed is not None:
         changes["run.seed"] = seed
+        from_flags["run.seed"] = ("--seed", seed)
     if end_time is not None:
         changes["run.end_time_s"] = end_time
+        from_flags["run.end_time_s"] = ("--end-time", end_time)
     if backend is not None:
         changes["numerics.backend"] = backend
+        from_flags["numerics.backend"] = ("--backend", backend)
     if checkpoint_every is not None and not (math.isfinite(checkpoint_every) and checkpoint_every > 0):
         fail(f"--checkpoint-every {checkpoint_every}: allowed: a simulated time S > 0 (s)")
     names = {"out_dir": "--out", "overwrite": "--overwrite", "overrides": "--set",
              "checkpoint_every_s": "--checkpoint-every"}
     with flags(**names):
-        config = load_config(preset_or_config, changes)
+        config = _load_config(preset_or_config, changes, from_flags)
+        _refuse_interrupted_run(out, overwrite)
+        check_output_dir(out, overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             simulation = setup.simulation(config)
         except UserInputError as exc:
             raise type(exc)(f"{preset_or_config}: {exc}") from None
-    with flags(**names):
-        check_output_dir(out, overwrite)
     console = Console(stderr=True)
     for warning in caught:
         typer.echo(f"softgrain: note: {' '.join(str(warning.message).split())}", err=True)
     with flags(**names):
         folder = prepare_output_dir(out, overwrite)
-    checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
     written = _RecordingWriter()
-    with flags(**names):
+    with flags(**names), folder_lock(folder):
+        checkpoint.remove_checkpoints(folder)  # stale ones of an overwritten run must not be resumed
         ds = checkpoint.run_to_end(simulation, folder, checkpoint_every, progress=not quiet,
                                    write_outputs=written, keep_checkpoints=keep_checkpoints)
     show(console, report.run_summary(simulation, ds, written.paths))
+
+
+def _load_config(source: str, changes: dict[str, object],
+                 from_flags: dict[str, tuple[str, object]]):
+    """:func:`load_config`, with a bad value that came from a flag blamed on that flag."""
+    try:
+        return load_config(source, changes)
+    except ConfigError as exc:
+        if exc.key not in from_flags or exc.problem is None:
+            raise
+        flag, value = from_flags[exc.key]
+        detail = exc.problem.split(": ", 1)[-1].replace(exc.key, flag)
+        raise UserInputError(f"{flag} {value} ({exc.key}): {detail}") from None
+
+
+def _refuse_interrupted_run(out: Path, overwrite: bool) -> None:
+    """An interrupted run in ``out`` is resumed, not overwritten by accident."""
+    latest = checkpoint.interrupted_run(out)
+    if latest is not None and not overwrite:
+        raise UserInputError(
+            f"--out {out}: holds an interrupted run (checkpoint {latest.name}); continue it with: "
+            f"softgrain resume {out} — or pass --overwrite to discard it and start over")
 
 
 class _RecordingWriter:
@@ -310,10 +368,27 @@ def resume_command(
     console = Console(stderr=True)
     written = _RecordingWriter()
     with warnings.catch_warnings():
-        # The sub-stepping note was shown when the run started.
+        # The notes on sub-steps and on the time grid were shown when the run started.
         warnings.simplefilter("ignore", SubsteppingWarning)
-        simulation, ds = setup.resume(folder, progress=not quiet, write_outputs=written)
+        warnings.simplefilter("ignore", setup.TimeGridWarning)
+        try:
+            simulation, ds = setup.resume(folder, progress=not quiet, write_outputs=written)
+        except checkpoint.CheckpointError as exc:
+            if not checkpoint.list_checkpoints(folder):
+                raise
+            # Checkpoints there, none usable: say how to start the run again.
+            raise UserInputError(f"{exc}; to start over: softgrain run {_source_of(folder)} --out "
+                                 f"{folder} --overwrite") from None
     show(console, report.run_summary(simulation, ds, written.paths))
+
+
+def _source_of(folder: Path) -> str:
+    """The preset of the run in ``folder`` if its partial result names one, else a placeholder."""
+    try:
+        preset = str(load_result(folder).attrs.get("preset", ""))
+    except UserInputError:
+        preset = ""
+    return preset if preset in preset_names() else "PRESET_OR_CONFIG"
 
 
 class _OneLineHandler(logging.Handler):
@@ -342,7 +417,7 @@ def texture_plot_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}_texture{path.suffix}")
 
 
-@app.command("compare-experiments")
+@app.command("compare-experiments", short_help="Simulated texture vs the paper's EBSD (Fig. 3, 5D).")
 def compare_experiments_command(
     seeds: int = typer.Option(8, "--seeds", help="nucleation seeds per condition (0: theory only)"),
     workers: Optional[int] = typer.Option(None, "--workers", help="local Dask worker processes (default: all cores)"),
@@ -361,6 +436,12 @@ def compare_experiments_command(
         help="sample axis of growth in the --ebsd maps: z (plan view) or x / y (cross-sections)"),
     ebsd_tolerance: float = typer.Option(ebsd.DEFAULT_TOLERANCE_DEG, "--ebsd-tolerance", metavar="DEG",
                                          help="class tolerance for the --ebsd maps (degrees)"),
+    count_window: float = typer.Option(
+        experiments.COUNT_WINDOW_UM, "--count-window-um",
+        help="count the grains in this many µm above the substrate (EBSD: a 10–20 µm deposit)"),
+    min_grain_cells: int = typer.Option(
+        experiments.MIN_GRAIN_CELLS, "--min-grain-cells",
+        help="smallest grain counted, in cells inside the window"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     backend: Optional[str] = typer.Option(None, "--backend", metavar="numba|jax",
@@ -368,7 +449,7 @@ def compare_experiments_command(
     batch: Optional[int] = typer.Option(None, "--batch", metavar="N",
                                         help="runs per JAX batch (default: spread over the workers, at most 256, cut to the device memory)"),
 ) -> None:
-    """Simulated texture (mean ± 95 % CI over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
+    """Simulated texture (area and grain-count fractions, 95 % CIs over seeds) and the theory's verdict vs the paper's EBSD (Fig. 3, 5D)."""
     files: dict[str, Path] = {}
     for item in ebsd_files:
         condition, sep, path = item.partition("=")
@@ -376,11 +457,14 @@ def compare_experiments_command(
             fail(f"--ebsd {item!r}: expected COND=FILE, e.g. --ebsd li-solid=map.ang")
         files[condition.strip()] = Path(path.strip())
     with flags(seeds="--seeds", workers="--workers", scheduler="--scheduler", overrides="--set",
-               ebsd_files="--ebsd", growth_direction="--ebsd-growth-direction", tolerance_deg="--ebsd-tolerance"):
+               ebsd_files="--ebsd", growth_direction="--ebsd-growth-direction", tolerance_deg="--ebsd-tolerance",
+               count_window_um="--count-window-um", min_grain_cells="--min-grain-cells"), \
+            _sigterm_as_ctrl_c():
         result = experiments.compare_experiments(
             seeds, workers=workers, scheduler=scheduler, overrides=_parse_set(set_),
             progress=not (quiet or as_json), include_liquid=liquid, store_dir=store_dir, ebsd_files=files,
             ebsd_options={"growth_direction": ebsd_growth_direction.value, "tolerance_deg": ebsd_tolerance},
+            count_window_um=count_window, min_grain_cells=min_grain_cells,
             backend=backend, batch=batch)
     if as_json:
         typer.echo(json.dumps(result))
@@ -388,7 +472,7 @@ def compare_experiments_command(
     show(Console(width=max(Console().width, 120)), report.experiments(result))
 
 
-@app.command("ebsd")
+@app.command("ebsd", short_help="Classify a real EBSD map (.ang/.ctf/.h5) like a simulation.")
 def ebsd_command(
     file: Path = typer.Argument(..., metavar="FILE", help="EBSD map: .ang (EDAX/TSL), .ctf (Oxford/HKL) or orix .h5"),
     growth_direction: GrowthAxis = typer.Option(
@@ -435,7 +519,7 @@ def ebsd_command(
     show(Console(width=max(Console().width, 100)), report.ebsd(report_dict, written))
 
 
-@app.command("interlayer")
+@app.command("interlayer", short_help="Interlayer design (Fig. 5A): moduli, criteria, texture.")
 def interlayer_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object to stdout"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write the Fig. 5A figure to this file (.png, .pdf, .svg)"),
@@ -454,7 +538,7 @@ def interlayer_command(
     if simulate:
         overrides = _parse_set(set_)
         overrides.update({"conditions.stack_pressure_MPa": stack_pressure, "run.temperature_C": temperature})
-        with flags(seeds="--seeds", workers="--workers", overrides="--set"):
+        with flags(seeds="--seeds", workers="--workers", overrides="--set"), _sigterm_as_ctrl_c():
             result["simulated"] = simulate_substrates(substrate or ["Cu", "Li0.7Si0.3"], seeds,
                                                       workers=workers, overrides=overrides)
     if plot is not None:
@@ -487,10 +571,12 @@ def sweep_command(
 ) -> None:
     """Run (or resume) a parameter sweep: one phase-field run per (point, seed), as Dask tasks."""
     plan = sweep.load_sweep(sweep_file).with_numerics(backend=backend, batch=batch)
+    with flags(store="--out"):
+        check_writable(out, "store")    # before the plan is announced
     console = Console(stderr=True)
     console.print(report.sweep_plan(plan, out))
     try:
-        with flags(store="--out", workers="--workers", scheduler="--scheduler"):
+        with flags(store="--out", workers="--workers", scheduler="--scheduler"), _sigterm_as_ctrl_c():
             _, done = runner.run_plan(plan, out, workers=workers, scheduler=scheduler, progress=not quiet)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished tasks are kept in {out}; run the same command to resume")
@@ -498,7 +584,7 @@ def sweep_command(
     show(console, report.sweep_done(done))
 
 
-@app.command("phase-map")
+@app.command("phase-map", short_help="Texture phase map (Fig. 4): barrier × anisotropy.")
 def phase_map_command(
     resolution: int = typer.Option(4, "--resolution", help="points per axis (N × N points)"),
     seeds: int = typer.Option(2, "--seeds", help="nucleation seeds per point"),
@@ -522,7 +608,8 @@ def phase_map_command(
     try:
         with flags(out="--out", store="--out", workers="--workers", scheduler="--scheduler",
                    resolution="--resolution", barrier_max="--barrier-max",
-                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"):
+                   anisotropy_max="--anisotropy-max", spacing="--spacing", overrides="--set"), \
+                _sigterm_as_ctrl_c():
             summary = phasemap.make_phase_map(
                 out, resolution, seeds, workers=workers, scheduler=scheduler, progress=not quiet,
                 overrides=_parse_set(set_), barrier_max=barrier_max, anisotropy_max=anisotropy_max,
@@ -532,6 +619,68 @@ def phase_map_command(
                       "run the same command to resume")
         raise typer.Abort() from None
     show(console, report.phase_map(summary))
+
+
+@app.command("reproduce", cls=GreedyListCommand)
+def reproduce_command(
+    out: Path = typer.Option(reproduce.DEFAULT_OUT, "--out",
+                             help="output folder: one sub-folder per stage, report.html/.md/.json"),
+    quick: bool = typer.Option(False, "--quick", help="reduced grid, 2 seeds, short runs (about a "
+                               "minute); the report is marked QUICK"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help=f"seeds per ensemble (default "
+                                        f"{reproduce.DEFAULT_SEEDS}, --quick {reproduce.QUICK_SEEDS}; at least 2)"),
+    backend: str = typer.Option("numba", "--backend", help="phase-field kernel: numba, or jax where "
+                                "softgrain has the JAX backend"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local Dask worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="address of a running Dask scheduler (default: a local cluster)"),
+    stage: List[str] = typer.Option([], "--stage", help="run only these stages (repeatable); the report "
+                                    "shows the others as finished before or not run"),
+    redo: bool = typer.Option(False, "--redo", help="recompute the --stage stages even if finished"),
+    update_readme: bool = typer.Option(False, "--update-readme",
+                                       help="also write the report into --readme between its results markers"),
+    readme: Path = typer.Option(Path("README.md"), "--readme", help="the README for --update-readme"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress display"),
+) -> None:
+    """Every computational result of the paper in one resumable run, and a report beside the paper's.
+
+    Stages: Fig. 3A theory, Fig. 5A interlayer, Fig. 2/S3/S5/S6 ensembles, the EBSD comparison
+    (Fig. 3C–F, 5D), the Fig. 4 phase map (and random orientations where available). A second call
+    skips the finished stages; a killed stage resumes its runs.
+    """
+    console = Console(stderr=True)
+
+    def on_stage(name: str, index: int, count: int, event: str, outcome) -> None:
+        if quiet:
+            return
+        if event == "start":
+            console.print(f"[bold][{index + 1}/{count}] {name}[/]: running")
+        elif outcome.status == "reused":
+            console.print(f"[{index + 1}/{count}] {name}: reused (finished before in "
+                          f"{outcome.wall_s or 0:.1f} s)")
+        elif outcome.status == "done":
+            console.print(f"[{index + 1}/{count}] {name}: [green]done[/] in {outcome.wall_s:.1f} s")
+        elif outcome.status == "failed":
+            console.print(f"[{index + 1}/{count}] {name}: [red]failed[/]: {outcome.error}")
+
+    names = {"out": "--out", "seeds": "--seeds", "backend": "--backend", "workers": "--workers",
+             "scheduler": "--scheduler", "stages": "--stage", "redo": "--redo", "readme": "--readme"}
+    try:
+        with flags(**names):
+            result = reproduce.reproduce(out, quick=quick, seeds=seeds, backend=backend, workers=workers,
+                                         scheduler=scheduler, stages=stage or None, redo=redo,
+                                         progress=not quiet, on_stage=on_stage,
+                                         readme=readme if update_readme else None)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished stages (and finished runs) are kept in {out}; "
+                      "run the same command to resume")
+        raise typer.Abort() from None
+    show(Console(width=max(Console().width, 120)), report.reproduction(result))
+    failed = [name for name, s in result["stages"].items() if s["status"] == "failed"]
+    if failed:
+        typer.echo(f"softgrain: error: stage(s) failed: {', '.join(failed)} (see {out}/<stage>/error.txt); "
+                   "run the same command to retry them", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command("animate")
@@ -614,7 +763,8 @@ def bench_command(
         result = benchmark.run_throughput(preset=preset, quick=quick,
                                           batches=tuple(batches) or benchmark.JAX_BATCHES)
     else:
-        result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset)
+        result = benchmark.run_all(quick=quick, reference_run=not no_reference_run, preset=preset,
+                                   progress=lambda text: typer.echo(f"softgrain bench: {text} …", err=True))
     if json_output:
         typer.echo(json.dumps(result))
         return
@@ -642,7 +792,7 @@ def main() -> None:
     except click_exceptions.ClickException as exc:
         typer.echo(f"softgrain: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("softgrain: error: interrupted", err=True)
         sys.exit(130)
     except UserInputError as exc:

@@ -354,6 +354,14 @@ class NumericsConfig(StrictModel):
         "order-parameter values below this are dropped by the sparse kernel (MMSP uses 1e-8)"))
     capacity: int = Field(8, ge=2, le=64, description="order-parameter slots per cell (sparse)")
     threads: int | None = Field(None, ge=1, le=1024, description="kernel threads (default: all cores)")
+    max_substeps: int = Field(1000, ge=1, description=(
+        "most explicit-Euler sub-steps per run.dt_s step that run.substeps = 'auto' may take; a run "
+        "needing more (a large L_q·κ_q, e.g. from a high surface energy) is refused before it "
+        "starts, naming the grain — lower run.dt_s, or raise this knowingly"))
+    max_projected_hours: float = Field(24.0, gt=0, description=(
+        "longest projected compute time of a run (hours); a longer one is refused before it "
+        "starts. Projection: cells × steps × sub-steps (× grains for the dense kernel) at the "
+        "kernel speed measured by `softgrain bench` on a 2-core machine (softgrain.setup)"))
 
     @model_validator(mode="after")
     def _precision_needs_jax(self) -> "NumericsConfig":
@@ -376,6 +384,13 @@ class ConditionsConfig(StrictModel):
         "substrate under the deposit: a material name (Cu, Ag, Au, … from bulk_moduli.toml, or an "
         "interlayer material such as 'Li0.7Si0.3', see softgrain.materials.substrates) or its bulk "
         "modulus in GPa"))
+    strain_relaxation: Literal["none", "yield-strength"] = Field("none", description=(
+        "optional, issue 11: 'yield-strength' scales the strain by min(1, σ_y(T)/σ_y(25 °C)), "
+        "the lattice strain relaxing as the yield strength falls on heating, with ln σ_y linear "
+        "in 1/T through 105 MPa (room temperature) and 35 MPa (90 °C) for micrometre-sized Li "
+        "(Xu et al., PNAS 114, 57 (2017), the paper's ref. 26; data/interlayer.toml): 0.384 at "
+        "80 °C, −3 % → −1.15 %. A hypothesis, not in the paper; Li only. 'none' (default): the "
+        "strain does not depend on temperature"))
 
 
 class SimulationConfig(StrictModel):
@@ -497,11 +512,15 @@ def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, 
             raise ConfigError(
                 f"unknown preset {text_source!r}; presets: {', '.join(preset_names())} "
                 "(or give a path to a .toml file)")
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a configuration file; give a .toml "
+                              f"file or a preset ({', '.join(preset_names())})")
         if not path.is_file():
             raise ConfigError(f"{path}: no such configuration file")
     if str(path) in seen:
         raise ConfigError(f"{path}: circular 'base' chain: {' → '.join(seen)}")
     data = read_toml_file(path)
+    own_name = data.get("name", name)   # a file is named after itself, not after its base
     base = data.pop("base", None)
     if base is not None:
         if not isinstance(base, str):
@@ -512,7 +531,7 @@ def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, 
         except ConfigError as exc:
             raise ConfigError(f"{path}: base = {base!r}: {exc}") from None
         data = merge_tables(base_data, data)
-    data.setdefault("name", name)
+    data["name"] = own_name
     return data, str(path)
 
 
@@ -528,7 +547,18 @@ def validate_config(data: Mapping[str, Any], source: str = "<config>") -> Simula
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {_describe_error(errors[0])}{more}") from None
+        problem = _describe_error(errors[0])
+        raise ConfigError(f"{source}: {problem}{more}", key=_error_key(errors[0]),
+                          problem=problem) from None
+
+
+def _error_key(error: Mapping[str, Any]) -> str:
+    """The dotted key of one pydantic error (as :func:`_describe_error` names it)."""
+    loc = [part for part in error["loc"] if part != "[key]"]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        return ".".join(str(p) for p in loc + [cause.key])
+    return _dotted(loc)
 
 
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}

@@ -45,7 +45,21 @@ class ParameterError(UserInputError):
 
 
 class ConfigError(UserInputError):
-    """A configuration file or override is invalid; the message names the file and key."""
+    """A configuration file or override is invalid; the message names the file and key.
+
+    Attributes
+    ----------
+    key : str or None
+        The dotted configuration key at fault, where one is (a front end may name it its own
+        way, e.g. the flag that set it).
+    problem : str or None
+        The message without the file: ``<key> = <value>: <problem>; allowed: <range>``.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.problem = problem
 
 
 class StabilityError(UserInputError):

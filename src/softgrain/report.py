@@ -22,7 +22,7 @@ from softgrain.phasefield.solver import Simulation
 from softgrain.physics.orientations import CLASSES
 from softgrain.physics.interlayer import CRITERIA
 from softgrain.physics.theory import CROSSOVER_BRACKET_C, EnergyDifference
-from softgrain.studies.benchmark import TARGETS
+from softgrain.studies.benchmark import TARGETS, target_met
 from softgrain.studies.runner import SweepReport
 from softgrain.studies.sweep import SweepPlan
 
@@ -58,11 +58,15 @@ def theory(result: EnergyDifference, label: str, crossover: float | None) -> lis
 # ---------------------------------------------------------------------------------------------
 
 def run_summary(simulation: Simulation, ds: xr.Dataset, written: Mapping[str, Path]) -> list[str]:
-    """Grains, steps and wall time of a finished run, its fractions per snapshot, the files."""
+    """Grains, the steps computed by this process and their wall time, the fractions per
+    snapshot, the files written."""
     summary = analysis.summary(ds)
     classes = summary.get("classes")
-    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {simulation.total_steps} steps "
-             f"in {simulation.wall_time_s:.1f} s"
+    computed = simulation.total_steps - simulation.start_step
+    resumed = (f" (resumed at step {simulation.start_step} of {simulation.total_steps})"
+               if simulation.start_step else "")
+    lines = [f"{simulation.inputs.name}: {simulation.n_grains} grains, {computed} steps{resumed} "
+             f"in {simulation.wall_time_s - simulation.start_wall_s:.1f} s"
              + (f" ({ds.attrs['orientation_distribution']} orientations; area fractions by nearest pole)"
                 if classes else "")]
     for k, (time_s, *fractions) in enumerate(zip(summary["times_s"],
@@ -183,6 +187,60 @@ def markdown_table(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_interval(stats: Mapping[str, Any] | None) -> str:
+    """``"55.0 % [48.0, 62.0]"`` for a ``{"mean", "ci_low", "ci_high"}`` entry, ``"—"`` when missing."""
+    if stats is None or stats.get("mean") is None:
+        return "—"
+    low, high = stats.get("ci_low"), stats.get("ci_high")
+    interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None else ""
+    return f"{100 * stats['mean']:.1f} %{interval}"
+
+
+def format_p_value(p: float | None) -> str:
+    """A p-value to two significant digits (``"—"`` when not computed)."""
+    return "—" if p is None else f"{p:.2g}"
+
+
+def _count_cells(row: Mapping[str, Any], orientation: str) -> tuple[str, str, str, str]:
+    """(simulated pooled, simulated seed mean, simulated grains, EBSD) cells of one orientation."""
+    pooled = row.get("simulated_count_fraction")
+    seed_mean = row.get("simulated_count_fraction_seed_mean")
+    grains = row.get("simulated_grain_counts")
+    k = row["ebsd_count"][orientation]
+    ebsd = ("—" if k is None else
+            f"{k}/{row['ebsd_count_total']} = {format_interval(row['ebsd_count_fraction'][orientation])}")
+    return (format_interval(None if pooled is None else pooled[orientation]),
+            format_interval(None if seed_mean is None else seed_mean[orientation]),
+            "—" if grains is None else str(grains[orientation]), ebsd)
+
+
+def count_caption(result: Mapping[str, Any]) -> str:
+    """What the grain-count columns mean: the window, the minimum size and the methods, in one line."""
+    window = next((row for row in result["conditions"] if row.get("count_window_um") is not None), None)
+    where = ("" if window is None else
+             f"grains with ≥ {window['min_grain_cells']} cells in the bottom "
+             f"{window['count_window_height_um']:g} µm of the deposit; ")
+    return (f"Grain-count fractions: {where}simulated = pooled over seeds with a Wilson 95 % "
+            "interval (seed mean: Student-t over seeds); EBSD counts INFERRED from the printed "
+            "percentages (Wilson 95 %); p = Fisher–Freeman–Halton exact test of simulated vs EBSD "
+            "counts over the orientations the EBSD reports.")
+
+
+def markdown_count_table(result: Mapping[str, Any]) -> str:
+    """The EBSD-grade grain statistics of a comparison as a Markdown table."""
+    lines = ["| condition | orientation | simulated count fraction (pooled, Wilson 95 %) "
+             "| seed mean (t 95 %) | simulated grains | EBSD count (INFERRED, Wilson 95 %) | p |",
+             "|---|---|---|---|---|---|---|"]
+    for row in result["conditions"]:
+        for i, orientation in enumerate(ORIENTATIONS):
+            first = i == 0
+            pooled, seed_mean, grains, ebsd = _count_cells(row, orientation)
+            lines.append(f"| {row['description'] if first else ''} | ({orientation}) | {pooled} "
+                         f"| {seed_mean} | {grains} | {ebsd} "
+                         f"| {format_p_value(row.get('agreement_p_value')) if first else ''} |")
+    return "\n".join(lines)
+
+
 def experiments(result: Mapping[str, Any]) -> list[Shown]:
     """The comparison with the EBSD data as a table, then the grain sizes and their caveats."""
     table = Table(title=f"Li texture: phase field ({result['seeds']} seeds, mean [95 % CI]) vs EBSD vs theory")
@@ -199,6 +257,18 @@ def experiments(result: Mapping[str, Any]) -> list[Shown]:
                           f"({row['theory_favoured']})" if i == 0 else "",
                           end_section=i == len(classes) - 1)
     shown: list[Shown] = [table]
+    if any(row.get("simulated_count_fraction") for row in result["conditions"]):
+        counts = Table(title="Grain counts vs EBSD (grain-count fractions)")
+        for column in ("condition", "orientation", "simulated (pooled)", "seed mean",
+                       "grains", "EBSD count", "p (agreement)"):
+            counts.add_column(column)
+        for row in result["conditions"]:
+            for i, orientation in enumerate(ORIENTATIONS):
+                counts.add_row(row["description"] if i == 0 else "", f"({orientation})",
+                               *_count_cells(row, orientation),
+                               format_p_value(row.get("agreement_p_value")) if i == 0 else "",
+                               end_section=i == len(ORIENTATIONS) - 1)
+        shown += [counts, count_caption(result)]
     for row in result["conditions"]:
         if "ebsd_file" in row:
             info = row["ebsd_file"]
@@ -286,6 +356,28 @@ def phase_map(summary: Mapping[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Reproduction
+# ---------------------------------------------------------------------------------------------
+
+def reproduction(result: Mapping[str, Any]) -> list[Shown]:
+    """The stages and the verdict on every claim of :func:`softgrain.studies.reproduce.reproduce`."""
+    stages = Table(title="softgrain reproduce: stages" + (" (QUICK)" if result.get("quick") else ""))
+    for column in ("stage", "status", "wall (s)", "CPU (s)"):
+        stages.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for name, stage in result["stages"].items():
+        status = stage["status"] + (f": {stage['error']}" if stage.get("error") else "")
+        stages.add_row(name, status, *("—" if stage[k] is None else f"{stage[k]:.1f}"
+                                       for k in ("wall_s", "cpu_s")))
+    claims = Table(title="claims")
+    for column in ("claim", "verdict"):
+        claims.add_column(column)
+    styles = {"reproduced": "green", "partly": "yellow", "not reproduced": "red", "not run": "dim"}
+    for claim in result["claims"]:
+        claims.add_row(claim["claim"], f"[{styles.get(claim['verdict'], '')}]{claim['verdict']}[/]")
+    return [stages, claims, *(f"wrote {path}" for path in result["paths"].values())]
+
+
+# ---------------------------------------------------------------------------------------------
 # Benchmark
 # ---------------------------------------------------------------------------------------------
 
@@ -296,11 +388,13 @@ BENCH_HEADLINES: Sequence[str] = ("speedup_vs_dense", "reference_run_s", "grain_
 def bench(result: Mapping[str, Any], keys: Iterable[str] = BENCH_HEADLINES) -> Table:
     """The headline measures of :func:`softgrain.studies.benchmark.run_all` against their targets."""
     table = Table(title="softgrain bench (measured on this machine, one run)")
-    for column in ("measure", "value", "target"):
+    for column in ("measure", "value", "target", "verdict"):
         table.add_column(column, justify="right")
     for key in keys:
         value = result.get(key)
-        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")))
+        met = target_met(key, value)
+        verdict = "not measured" if met is None else ("met" if met else "missed")
+        table.add_row(key, "—" if value is None else f"{value:.4g}", str(TARGETS.get(key, "")), verdict)
     return table
 
 
@@ -330,10 +424,15 @@ __all__ = [
     "bench_throughput",
     "ebsd",
     "experiments",
+    "count_caption",
     "format_fraction",
+    "format_interval",
+    "format_p_value",
     "interlayer",
+    "markdown_count_table",
     "markdown_table",
     "phase_map",
+    "reproduction",
     "run_summary",
     "run_tables",
     "sweep_done",

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import psutil
 import xarray as xr
 from tqdm.auto import tqdm
 
@@ -45,7 +46,7 @@ from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ConfigError, SimulationError, StabilityError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS, load_metal
 from softgrain.output import checkpoint, orientation_plots, plots
-from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
+from softgrain.output.files import folder_lock, read_netcdf, save_figure, write_json, write_netcdf
 from softgrain.output.results import (GROWTH_TEXTURE_FIGURE, IPF_MAP_FIGURE, MAPS_FIGURE, RESULT_FILE,
                                       SUMMARY_FILE, TEXTURE_FIGURE, build_dataset,
                                       orientation_distribution, run_dataset)
@@ -58,7 +59,7 @@ from softgrain.phasefield.initial import nucleate, nucleation_from_labels
 from softgrain.phasefield.inputs import ModelInputs
 from softgrain.phasefield.mapping import (MappingConstants, OrientationParameters, SubsteppingWarning,
                                           gradient_coefficient, map_orientations,
-                                          mobility as mapped_mobility, stable_time_step,
+                                          mobility as mapped_mobility, stability_rates,
                                           substeps_for)
 from softgrain.phasefield.solver import Simulation, Snapshot
 from softgrain.physics import orientations
@@ -110,6 +111,14 @@ def _lattice(config: SimulationConfig) -> LatticeStrain | None:
         derived = lattice_strain(conditions.stack_pressure_MPa, conditions.substrate, config.material.metal)
     except UserInputError as exc:
         raise ConfigError(f"conditions.substrate = {conditions.substrate!r}: {exc}") from None
+    if conditions.strain_relaxation != "none":
+        try:
+            derived = lattice_strain(conditions.stack_pressure_MPa, conditions.substrate,
+                                     config.material.metal, relaxation=conditions.strain_relaxation,
+                                     temperature_C=config.run.temperature_C)
+        except UserInputError as exc:
+            raise ConfigError(f"conditions.strain_relaxation = {conditions.strain_relaxation!r}: "
+                              f"{exc}") from None
     explicit = config.material.strain
     if explicit is not None and abs(explicit - derived.strain) > _SAME_STRAIN:
         raise ConfigError(
@@ -127,6 +136,8 @@ def material_inputs(config: SimulationConfig) -> MaterialInputs:
     ConfigError
         For an unknown substrate, a ``material.strain`` that contradicts ``[conditions]``, or a
         strain outside the surface-energy data (naming the allowed range).
+    MoltenMetalError
+        If ``run.temperature_C`` is not below the metal's melting point.
     """
     lattice = _lattice(config)
     material = config.material
@@ -135,6 +146,8 @@ def material_inputs(config: SimulationConfig) -> MaterialInputs:
     else:
         strain = material.strain if material.strain is not None else 0.0
     metal = load_metal(material.metal)
+    # One melting-point rule for every command (theory, interlayer, run): the deposit is solid.
+    metal.require_solid(config.run.temperature_C, "run.temperature_C")
     try:
         energies = {o: material.surface_energy_J_m2[o] if o in material.surface_energy_J_m2
                     else metal.surface_energy(o, strain) for o in ORIENTATIONS}
@@ -285,6 +298,7 @@ def grain_constants(config: SimulationConfig, material: MaterialInputs,
             orientation = map_orientations(material.surface_energy_J_m2, material.barrier_eV,
                                            config.run.temperature_C, grain_orientation=go,
                                            constants=constants)
+            _check_mapped_constants(config, orientation, go)
             mobility = np.ascontiguousarray(orientation.mobility[go])
             kappa = np.ascontiguousarray(orientation.kappa[go])
         else:
@@ -295,6 +309,8 @@ def grain_constants(config: SimulationConfig, material: MaterialInputs,
             orientation = replace(
                 poles, reference_energy_J_m2=reference,
                 kappa=gradient_coefficient(poles.surface_energy_J_m2, reference, constants))
+            # Interpolated E_s and E_a lie between the pole values: checking the poles covers every grain.
+            _check_mapped_constants(config, orientation, np.arange(len(ORIENTATIONS)))
             mobility = np.ascontiguousarray(
                 mapped_mobility(crystals.barrier_eV, poles.temperature_K, constants))
             kappa = np.ascontiguousarray(
@@ -313,12 +329,19 @@ def grain_constants(config: SimulationConfig, material: MaterialInputs,
                         dtype=float)
     reference = orientation.reference_energy_J_m2
     length_unit_m = config.grid.spacing_um * 1e-6 / config.grid.laplacian_spacing
-    coupling = strain_coupling(reference, mapping.kappa1, mapping.kappa2, length_unit_m,
-                               landau.alpha, landau.beta, landau.gamma)
-    per_orientation = consistent_grain_constants(
-        orientation.surface_energy_J_m2, reference, mapping.kappa1, mapping.kappa2, strain,
-        coupling, landau.alpha, landau.beta)
+    try:
+        coupling = strain_coupling(reference, mapping.kappa1, mapping.kappa2, length_unit_m,
+                                   landau.alpha, landau.beta, landau.gamma)
+        per_orientation = consistent_grain_constants(
+            orientation.surface_energy_J_m2, reference, mapping.kappa1, mapping.kappa2, strain,
+            coupling, landau.alpha, landau.beta)
+    except OverflowError:
+        raise ConfigError(
+            f"mapping.kappa1 = {mapping.kappa1:g}, mapping.kappa2 = {mapping.kappa2:g}: "
+            "κ0 = κ1·exp(κ2) of the consistent formulation overflows; allowed: mapping.kappa1 and "
+            "mapping.kappa2 for which κ0 is finite (κ2 < 709)") from None
     orientation = replace(orientation, kappa=per_orientation.kappa)
+    _check_mapped_constants(config, orientation, np.arange(len(ORIENTATIONS)))
     if labelled:
         grains = GrainParameters(orientation.mobility[go], per_orientation.kappa[go],
                                  per_orientation.weight[go], per_orientation.tilt[go])
@@ -334,9 +357,163 @@ def grain_constants(config: SimulationConfig, material: MaterialInputs,
     return FormulationConstants(orientation, grains, coupling, strain)
 
 
+# Kernel speed behind the projected run time (numerics.max_projected_hours), measured by
+# `softgrain bench` on the project's 2-core machine (README, "Performance"): the sparse kernel
+# took 24.2 s for the li-solid reference run's 852 M active cell-updates (28 ns each); the dense
+# NumPy kernel 56.8 ms per step of 200 × 70 cells × 75 grains (54 ns per cell and grain). The
+# projection counts every row as active, so it is an upper bound on that machine.
+SPARSE_SECONDS_PER_CELL_UPDATE = 28e-9
+DENSE_SECONDS_PER_CELL_GRAIN_UPDATE = 54e-9
+
+# Bytes a run holds per cell (sparse: per slot of numerics.capacity) — the kernels' arrays:
+# sparse: two (index int32 + value float64) buffers of capacity + 1 slots, change flags, and the
+# arrays it is built from; dense: φ and about seven NumPy temporaries of one step. Both build a
+# dense φ (n_grains × cells) and ~4 temporaries for the free energy at every snapshot.
+_SPARSE_BYTES_PER_SLOT = 2 * (4 + 8) + (4 + 8)
+_DENSE_COPIES_PER_STEP = 8
+_FREE_ENERGY_COPIES = 5
+_BYTES_PER_CELL = 4 * 3 + 8     # labels (nuclei, current, snapshot) and the nucleation distances
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Memory a run will need (bytes) against what the machine has available."""
+
+    needed_bytes: float
+    available_bytes: float
+
+    @property
+    def fits(self) -> bool:
+        return self.needed_bytes <= self.available_bytes
+
+
+def estimate_memory(config: SimulationConfig, n_grains: int | None = None) -> MemoryEstimate:
+    """The memory a run of ``config`` needs at its peak, before anything is allocated.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+    n_grains : int, optional
+        Number of grains (default: ``nucleation.count``).
+    """
+    cells = float(config.grid.nx) * float(config.grid.ny)
+    grains = float(n_grains if n_grains is not None else config.nucleation.count)
+    snapshots = len(config.run.snapshot_times_s) + 1
+    if config.numerics.kernel == "dense":
+        field = _DENSE_COPIES_PER_STEP * grains * cells * 8
+    else:
+        field = (config.numerics.capacity + 1) * cells * _SPARSE_BYTES_PER_SLOT + 2 * cells
+    free_energy = _FREE_ENERGY_COPIES * grains * cells * 8
+    needed = field + free_energy + cells * (_BYTES_PER_CELL + 4 * snapshots)
+    return MemoryEstimate(needed, float(psutil.virtual_memory().available))
+
+
+def _check_memory(config: SimulationConfig, n_grains: int) -> None:
+    estimate = estimate_memory(config, n_grains)
+    if not estimate.fits:
+        gib = 2.0 ** 30
+        kernel = config.numerics.kernel
+        detail = (f"numerics.capacity = {config.numerics.capacity} slots per cell" if kernel == "sparse"
+                  else "φ of every grain in every cell")
+        raise ConfigError(
+            f"grid.nx × grid.ny = {config.grid.nx} × {config.grid.ny} cells with {n_grains} grains "
+            f"({kernel} kernel, {detail}) need ≈ {estimate.needed_bytes / gib:.3g} GiB, more than the "
+            f"{estimate.available_bytes / gib:.3g} GiB of memory available; allowed: a smaller grid"
+            + (" or fewer nucleation.count" if kernel == "dense" else ""))
+
+
+def _check_mapped_constants(config: SimulationConfig, parameters: OrientationParameters,
+                            present: np.ndarray) -> None:
+    """Refuse L_q or κ_q that overflow, are not finite, or underflow to 0 (naming the keys)."""
+    mapping = config.mapping
+    for k in np.unique(present):
+        orientation = ORIENTATIONS[k]
+        kappa, mobility = parameters.kappa[k], parameters.mobility[k]
+        if not (np.isfinite(kappa) and kappa > 0):
+            raise ConfigError(
+                f"mapping.kappa1 = {mapping.kappa1:g}, mapping.kappa2 = {mapping.kappa2:g}: "
+                f"κ = κ1·exp(κ2·E_s/E0) of ({orientation}) is {kappa:g} (E_s = "
+                f"{parameters.surface_energy_J_m2[k]:g} J/m², E0 = "
+                f"{parameters.reference_energy_J_m2:.4g} J/m²); allowed: mapping.kappa1 and "
+                "mapping.kappa2 for which κ is finite and positive (κ2·E_s/E0 < 709)")
+        if not (np.isfinite(mobility) and mobility > 0):
+            raise ConfigError(
+                f"mapping.L1 = {mapping.L1:g}, mapping.L2 = {mapping.L2:g}: L = "
+                f"L1·exp(−L2·E_a/(k_B T)) of ({orientation}) is {mobility:g} (E_a = "
+                f"{parameters.barrier_eV[k]:g} eV, T = {parameters.temperature_K:.2f} K); allowed: "
+                "mapping.L1 and mapping.L2 for which L is finite and positive")
+
+
+def _check_rates(config: SimulationConfig, rates: np.ndarray, orientation_of_grain: np.ndarray,
+                 grains: GrainParameters) -> None:
+    """Refuse a stability rate L_q(c_q + 8κ_q/h²) that overflows (naming every key in it)."""
+    bad = ~np.isfinite(rates)
+    if bad.any():
+        q = int(np.flatnonzero(bad)[0])
+        landau, mapping = config.landau, config.mapping
+        raise ConfigError(
+            f"the explicit-Euler rate L·(w·f0'' + 8κ/h²) of grain {q} ({ORIENTATIONS[orientation_of_grain[q]]}) "
+            f"overflows (L = {grains.mobility[q]:.3g}, κ = {grains.kappa[q]:.3g}) with mapping.L1 = "
+            f"{mapping.L1:g}, mapping.kappa1 = {mapping.kappa1:g}, landau.alpha = {landau.alpha:g}, "
+            f"landau.beta = {landau.beta:g}, landau.gamma = {landau.gamma:g}, landau.w = {landau.w:g}, "
+            f"grid.laplacian_spacing = {config.grid.laplacian_spacing:g}; allowed: values whose "
+            "product stays below 1e308")
+
+
+def _check_substeps(config: SimulationConfig, rates: np.ndarray, orientation_of_grain: np.ndarray,
+                    grains: GrainParameters, needed: float) -> None:
+    """Refuse more automatic sub-steps per step than ``numerics.max_substeps``."""
+    cap = config.numerics.max_substeps
+    if needed <= cap:
+        return
+    q = int(np.argmax(rates))
+    limit = 2.0 / rates[q]
+    raise ConfigError(
+        f"grain ({ORIENTATIONS[orientation_of_grain[q]]}) with κ = {grains.kappa[q]:.3g} and "
+        f"L = {grains.mobility[q]:.3g} is stable only for Δt < {limit:.3g} s: run.dt_s = "
+        f"{config.run.dt_s:g} s would need {needed:.3g} sub-steps per step, more than "
+        f"numerics.max_substeps = {cap}; allowed: run.dt_s ≤ {0.9 * limit * cap:.3g} s, a lower surface "
+        "energy or mapping.kappa2 for that grain, or a larger numerics.max_substeps")
+
+
+def projected_run_hours(config: SimulationConfig, n_grains: int, substeps: float) -> float:
+    """Upper bound of a run's compute time (hours) at the kernel speed measured by ``bench``."""
+    cells = float(config.grid.nx) * float(config.grid.ny)
+    with np.errstate(over="ignore"):
+        steps = config.run.end_time_s / config.run.dt_s
+        if config.numerics.kernel == "dense":
+            seconds = cells * n_grains * steps * substeps * DENSE_SECONDS_PER_CELL_GRAIN_UPDATE
+        else:
+            seconds = cells * steps * substeps * SPARSE_SECONDS_PER_CELL_UPDATE
+    return seconds / 3600.0
+
+
+def _check_projected_time(config: SimulationConfig, n_grains: int, substeps: float) -> None:
+    hours = projected_run_hours(config, n_grains, substeps)
+    bound = config.numerics.max_projected_hours
+    if not hours <= bound:
+        steps = config.run.end_time_s / config.run.dt_s
+        raise ConfigError(
+            f"projected compute time ≈ {hours:.3g} h ({config.grid.nx} × {config.grid.ny} cells, "
+            f"{steps:.3g} steps of run.dt_s = {config.run.dt_s:g} s to run.end_time_s = "
+            f"{config.run.end_time_s:g} s, {substeps:.3g} sub-step(s) each, {config.numerics.kernel} "
+            f"kernel) exceeds numerics.max_projected_hours = {bound:g}; allowed: a shorter run, a "
+            "smaller grid, or a larger numerics.max_projected_hours")
+
+
+class TimeGridWarning(UserWarning):
+    """A requested time is not a whole number of steps of ``run.dt_s``; the nearest step is used."""
+
+
+def _step_of(time_s: float, dt: float) -> tuple[int, bool]:
+    """Nearest whole step of ``time_s`` and whether it lands on it (to rounding)."""
+    step = int(round(time_s / dt))
+    return step, abs(step * dt - time_s) <= 1e-9 * max(abs(time_s), dt)
+
+
 def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
           grain_orientation: list[str] | None = None) -> ModelInputs:
-    """The numbers of a run of ``config``.
+    """The numbers of a run of ``config``, after checking that the run can be done.
 
     Parameters
     ----------
@@ -352,22 +529,34 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
     -----
     SubsteppingWarning
         If Δt exceeds the explicit-Euler stability limit and is split into sub-steps.
+    TimeGridWarning
+        If ``run.end_time_s`` or a snapshot time is not a whole number of steps.
 
     Raises
     ------
     ConfigError
-        For a material that cannot be set up (:func:`material_inputs`), initial labels that do
-        not fit, or an end time shorter than one step.
+        Before anything large is allocated or computed: a material that cannot be set up
+        (:func:`material_inputs`), a run that needs more memory than is available
+        (:func:`estimate_memory`), mapped constants L_q or κ_q that overflow or vanish, more
+        sub-steps per step than ``numerics.max_substeps``, a projected compute time above
+        ``numerics.max_projected_hours``, initial labels that do not fit, or an end time shorter
+        than one step.
     StabilityError
         If Δt exceeds the stability limit and ``run.substeps = "refuse"``.
+    MoltenMetalError
+        If ``run.temperature_C`` is not below the metal's melting point.
     """
     material = material_inputs(config)
     shape = (config.grid.ny, config.grid.nx)
+    dt = config.run.dt_s
     if initial_labels is not None:
-        nucleation = nucleation_from_labels(initial_labels, grain_orientation, shape)
+        labels = np.asarray(initial_labels)
+        _check_memory(config, int(labels.max()) + 1 if labels.size else 1)
+        nucleation = nucleation_from_labels(labels, grain_orientation, shape)
         crystals = grain_crystals(config, material, nucleation.grain_orientation)
         front = DepositionFront.disabled(config.grid.ny)
     else:
+        _check_memory(config, config.nucleation.count)
         allowed = np.array([ORIENTATIONS.index(o) for o in config.nucleation.orientations])
         nucleation = nucleate(shape, config.nucleation.count, config.nucleation.rows,
                               config.nucleation.radius_cells, len(ORIENTATIONS), config.run.seed,
@@ -384,39 +573,57 @@ def build(config: SimulationConfig, *, initial_labels: np.ndarray | None = None,
         if config.deposition.enabled:
             front = DepositionFront.from_speed(
                 config.grid.ny, nucleation.filled_rows, config.deposition.front_speed_um_s,
-                config.deposition.crossing_time_s, config.grid.spacing_um, config.run.dt_s)
+                config.deposition.crossing_time_s, config.grid.spacing_um, dt)
         else:
             front = DepositionFront.disabled(config.grid.ny)
     landau = Landau(config.landau.alpha, config.landau.beta, config.landau.gamma, config.landau.w)
-    formulation = grain_constants(config, material, crystals)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        formulation = grain_constants(config, material, crystals)
     orientation_parameters = formulation.orientation_parameters
     grains = formulation.grains
     mobility, kappa = grains.mobility, grains.kappa
+    go = nucleation.grain_orientation
     # Fair nucleation: an open front stays closed until the deposit holds the widest
     # grain–surface profile (softgrain.phasefield.deposition).
     open_from = (resolved_front_rows(kappa, grains.weight, landau.alpha,
                                      config.grid.laplacian_spacing)
                  if config.deposition.open_front_from == "resolved" else 0)
-    limit = stable_time_step(mobility, kappa, landau, config.grid.laplacian_spacing,
-                             grains.weight, grains.tilt)
-    substeps = substeps_for(config.run.dt_s, limit)
-    dt = config.run.dt_s
+    rates = stability_rates(mobility, kappa, landau, config.grid.laplacian_spacing,
+                            grains.weight, grains.tilt)
+    _check_rates(config, rates, go, grains)
+    limit = float(2.0 / rates.max())
+    needed = dt / (0.9 * limit)   # float: may be astronomically large before the cap refuses it
+    if needed > 1 and config.run.substeps == "refuse":
+        raise StabilityError(
+            f"run.dt_s = {dt}: Δt = {dt} s exceeds the explicit-Euler stability limit {limit:.4g} s "
+            f"(max L_q·κ_q = {(mobility * kappa).max():.3g}) and run.substeps = 'refuse'; "
+            f"allowed: run.dt_s ≤ {0.9 * limit:.4g}, or run.substeps = 'auto' or 'adaptive'")
+    _check_substeps(config, rates, go, grains, needed)
+    substeps = substeps_for(dt, limit)
+    _check_projected_time(config, len(go), substeps)
     if substeps > 1:
-        message = (f"Δt = {dt} s exceeds the explicit-Euler stability limit {limit:.4g} s "
-                   f"(max L_q·κ_q = {(mobility * kappa).max():.3g})")
-        if config.run.substeps == "refuse":
-            raise StabilityError(f"run.dt_s = {dt}: {message} and run.substeps = 'refuse'; "
-                                 f"allowed: run.dt_s ≤ {0.9 * limit:.4g}, or run.substeps = 'auto' or "
-                                 "'adaptive'")
         then = (f", recomputed every {config.numerics.adaptive_every_steps} steps from the grains "
                 "present" if config.run.substeps == "adaptive" else "")
-        warnings.warn(f"{message}: taking {substeps} sub-steps of {dt / substeps:.4g} s per step"
-                      f"{then}", SubsteppingWarning, stacklevel=2)
-    total_steps = int(round(config.run.end_time_s / dt))
+        warnings.warn(f"Δt = {dt} s exceeds the explicit-Euler stability limit {limit:.4g} s "
+                      f"(max L_q·κ_q = {(mobility * kappa).max():.3g}): taking {substeps} sub-steps "
+                      f"of {dt / substeps:.4g} s per step{then}", SubsteppingWarning, stacklevel=2)
+    total_steps, exact = _step_of(config.run.end_time_s, dt)
     if total_steps < 1:
         raise ConfigError(f"run.end_time_s = {config.run.end_time_s} is shorter than one time step")
+    if not exact:
+        warnings.warn(f"run.end_time_s = {config.run.end_time_s:g} s is not a whole number of steps of "
+                      f"run.dt_s = {dt:g} s: the run ends at {total_steps * dt:g} s", TimeGridWarning,
+                      stacklevel=2)
     wanted = [t for t in config.run.snapshot_times_s if t <= config.run.end_time_s + 1e-12]
-    snapshot_steps = tuple(sorted({int(round(t / dt)) for t in wanted} | {total_steps}))
+    steps = []
+    for t in wanted:
+        step, exact = _step_of(t, dt)
+        steps.append(step)
+        if not exact and step != total_steps:
+            warnings.warn(f"run.snapshot_times_s: {t:g} s is not a whole number of steps of run.dt_s = "
+                          f"{dt:g} s: that snapshot is stored at {step * dt:g} s", TimeGridWarning,
+                          stacklevel=2)
+    snapshot_steps = tuple(sorted(set(steps) | {total_steps}))
     return ModelInputs(
         name=config.name, shape=shape, spacing_um=config.grid.spacing_um,
         laplacian_spacing=config.grid.laplacian_spacing, dt_s=dt, substeps=substeps,
@@ -595,30 +802,33 @@ def resume(folder: str | Path, progress: bool = False,
     CheckpointError
         If ``folder`` holds no usable checkpoint (the message says why, and whether the run had
         already finished).
+    FolderInUseError
+        If another process works in ``folder`` (it holds the folder's lock).
     RunStopped
         As :func:`softgrain.output.checkpoint.run_to_end`.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise checkpoint.CheckpointError(f"{folder}: no such output folder")
-    try:
-        state, runner, path = checkpoint.load_latest(folder)
-    except checkpoint.CheckpointError:
-        if not checkpoint.list_checkpoints(folder) and _finished_result(folder):
-            raise checkpoint.CheckpointError(f"{folder}: the run is already complete (result.nc); "
-                                             "nothing to resume") from None
-        raise
-    checkpoint.remove_stale_writes(folder)
-    try:
-        sim = restore(state)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, UserInputError):
+    with folder_lock(folder):
+        try:
+            state, runner, path = checkpoint.load_latest(folder)
+        except checkpoint.CheckpointError:
+            if not checkpoint.list_checkpoints(folder) and _finished_result(folder):
+                raise checkpoint.CheckpointError(f"{folder}: the run is already complete (result.nc); "
+                                                 "nothing to resume") from None
             raise
-        raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit this softgrain version "
-                                         f"({type(exc).__name__}: {exc})") from None
-    dataset = checkpoint.run_to_end(sim, folder, runner.get("checkpoint_every_s"), progress=progress,
-                                    write_outputs=write_outputs or save_run,
-                                    keep_checkpoints=bool(runner.get("keep_checkpoints", False)))
+        checkpoint.remove_stale_writes(folder)
+        try:
+            sim = restore(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, UserInputError):
+                raise
+            raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit this softgrain version "
+                                             f"({type(exc).__name__}: {exc})") from None
+        dataset = checkpoint.run_to_end(sim, folder, runner.get("checkpoint_every_s"), progress=progress,
+                                        write_outputs=write_outputs or save_run,
+                                        keep_checkpoints=bool(runner.get("keep_checkpoints", False)))
     return sim, dataset
 
 
@@ -633,14 +843,20 @@ def _finished_result(folder: Path) -> bool:
 
 
 __all__ = [
+    "DENSE_SECONDS_PER_CELL_GRAIN_UPDATE",
     "FormulationConstants",
     "GrainCrystals",
     "MaterialInputs",
+    "MemoryEstimate",
     "ORIENTATION_STREAM",
+    "SPARSE_SECONDS_PER_CELL_UPDATE",
+    "TimeGridWarning",
     "build",
+    "estimate_memory",
     "grain_constants",
     "grain_crystals",
     "material_inputs",
+    "projected_run_hours",
     "restore",
     "resume",
     "save_run",

@@ -16,11 +16,21 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from softgrain.errors import UserInputError
+from softgrain.materials.constants import ZERO_CELSIUS_K
 from softgrain.materials.records import (LABELS, MaterialDataError, Quantity, data_error, data_path,
                                          number, parse_quantity, read_toml, table)
 
 ORIENTATIONS: tuple[str, ...] = ("001", "101", "111")
 """bcc orientations handled by softgrain, in the paper's notation ((001)=(100), (101)=(110))."""
+
+MELTING_MARGIN_K = 1e-6
+"""A temperature closer than this to the melting point counts as molten (guards float rounding)."""
+
+
+class MoltenMetalError(UserInputError):
+    """A temperature at or above the metal's melting point: every model here describes a solid."""
+
 
 @dataclass(frozen=True)
 class Metal:
@@ -53,6 +63,36 @@ class Metal:
     diffusion_barrier_eV: Mapping[str, float]
     theory: Mapping[str, Quantity] = field(default_factory=dict)
     source_file: str = ""
+
+    @property
+    def melting_point_C(self) -> float:
+        """Melting point in °C (the data give kelvin)."""
+        return self.melting_point.value - ZERO_CELSIUS_K
+
+    def is_solid_at(self, temperature_C: float) -> bool:
+        """True below the melting point: the one rule of ``theory``, ``interlayer`` and ``run``."""
+        return float(temperature_C) + ZERO_CELSIUS_K < self.melting_point.value - MELTING_MARGIN_K
+
+    def require_solid(self, temperature_C: float, what: str = "temperature") -> None:
+        """Refuse a temperature at which the metal is not solid.
+
+        Parameters
+        ----------
+        temperature_C : float
+            Temperature (°C).
+        what : str
+            How the caller names the temperature in the message (``run.temperature_C``, …).
+
+        Raises
+        ------
+        MoltenMetalError
+            Naming ``what``, the temperature and the melting point with its source.
+        """
+        if not self.is_solid_at(temperature_C):
+            raise MoltenMetalError(
+                f"{what} = {float(temperature_C):g} °C is not below the melting point of "
+                f"{self.symbol} ({self.melting_point_C:.1f} °C, {self.melting_point.source}); "
+                "softgrain describes a solid deposit")
 
     @property
     def strain_range(self) -> tuple[float, float]:
@@ -201,4 +241,5 @@ def load_metal(symbol: str) -> Metal:
     return load_metal_file(data_path(f"{key}.toml"))
 
 
-__all__ = ["ORIENTATIONS", "Metal", "available_metals", "load_metal", "load_metal_file", "parse_metal"]
+__all__ = ["MELTING_MARGIN_K", "ORIENTATIONS", "Metal", "MoltenMetalError", "available_metals",
+           "load_metal", "load_metal_file", "parse_metal"]

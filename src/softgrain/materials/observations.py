@@ -8,12 +8,13 @@ solid-electrolyte (30–50 µm) and liquid-electrolyte (5–10 µm) cells.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
 from softgrain.materials.metals import ORIENTATIONS
-from softgrain.materials.records import data_error, data_path, load_data_file, number, provenance, text
+from softgrain.materials.records import (data_error, data_path, load_data_file, number, provenance,
+                                        text)
 
 EXPERIMENTS_FILE = "experiments.toml"
 
@@ -32,6 +33,12 @@ class ExperimentalCondition:
     fraction : dict
         Orientation → measured fraction (0–1), ``None`` where the paper gives no number.
     label, source : str
+    count : dict
+        Orientation → number of grains (``None`` where not known); empty without a count.
+    count_total : int or None
+        Grains classified in all (including those near none of the three orientations).
+    count_label, count_source : str
+        Provenance of the counts: INFERRED from the printed percentages (``""`` without a count).
     """
 
     preset: str
@@ -42,6 +49,14 @@ class ExperimentalCondition:
     fraction: Mapping[str, float | None]
     label: str
     source: str
+    count: Mapping[str, int | None] = field(default_factory=dict)
+    count_total: int | None = None
+    count_label: str = ""
+    count_source: str = ""
+
+
+FRACTION_DIGITS_TOLERANCE = 0.0005 + 1e-9
+"""How far k/n may be from a printed fraction: half of its last printed digit (0.1 %)."""
 
 
 @dataclass(frozen=True)
@@ -96,13 +111,55 @@ def load_experiments() -> tuple[ExperimentalCondition, ...]:
                 fraction[orientation] = None
         if sum(v for v in fraction.values() if v is not None) > 1 + 1e-9:
             raise data_error(path, f"{where}.fraction", "fractions add up to more than 1")
+        count, total, count_label, count_source = _counts(entry.get("count"), fraction, path, where)
         out.append(ExperimentalCondition(
             preset=text(entry, "preset", path, where), description=text(entry, "description", path, where),
             temperature_C=_number(entry, "temperature_C", where),
             stack_pressure_MPa=_number(entry, "stack_pressure_MPa", where),
             substrate=text(entry, "substrate", path, where), fraction=fraction, label=label,
-            source=source))
+            source=source, count=count, count_total=total, count_label=count_label,
+            count_source=count_source))
     return tuple(out)
+
+
+def _counts(raw: Any, fraction: Mapping[str, float | None], path: str, where: str
+            ) -> tuple[dict[str, int | None], int | None, str, str]:
+    """Validate a ``[condition.count]`` table: whole numbers that reproduce the printed fractions."""
+    if raw is None:
+        return {}, None, "", ""
+    where = f"{where}.count"
+    if not isinstance(raw, Mapping):
+        raise data_error(path, where, "expected a table total = n, orientation = k, label, source")
+    label, source = provenance(raw, path, where)
+    unknown = set(raw) - set(ORIENTATIONS) - {"total", "label", "source"}
+    if unknown:
+        raise data_error(path, where, f"unknown key(s) {sorted(unknown)}")
+
+    def whole(key: str) -> int:
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise data_error(path, f"{where}.{key}", f"must be a non-negative integer, got {value!r}")
+        return value
+
+    total = whole("total")
+    if total == 0:
+        raise data_error(path, f"{where}.total", "must be positive")
+    count: dict[str, int | None] = {}
+    for orientation in ORIENTATIONS:
+        if orientation not in raw:
+            count[orientation] = None
+            continue
+        k = whole(orientation)
+        printed = fraction[orientation]
+        if printed is None:
+            raise data_error(path, f"{where}.{orientation}", "a count needs the printed fraction it comes from")
+        if abs(k / total - printed) > FRACTION_DIGITS_TOLERANCE:
+            raise data_error(path, f"{where}.{orientation}",
+                             f"{k}/{total} = {k / total:.4f} does not round to the printed {printed}")
+        count[orientation] = k
+    if sum(k for k in count.values() if k is not None) > total:
+        raise data_error(path, where, f"counts add up to more than total = {total}")
+    return count, total, label, source
 
 
 @lru_cache(maxsize=None)

@@ -19,9 +19,10 @@ from typing import Any, Mapping
 
 from softgrain.errors import UserInputError
 
-LABELS = frozenset({"PAPER", "EXP-DATA", "LIT", "CALIBRATED", "ASSUMED"})
+LABELS = frozenset({"PAPER", "EXP-DATA", "LIT", "CALIBRATED", "ASSUMED", "INFERRED"})
 """Confidence labels of a number: from the paper, measured data, recalled literature, calibrated
-by softgrain, or an assumption (see ``data/li.toml``)."""
+by softgrain, an assumption (see ``data/li.toml``), or inferred by softgrain from the paper's
+numbers (e.g. EBSD grain counts reconstructed from printed percentages, ``data/experiments.toml``)."""
 
 
 class MaterialDataError(UserInputError):

@@ -104,6 +104,47 @@ def load_strain_mapping() -> StrainMapping:
     return StrainMapping(full, reference["name"], reference["source"], pressure)
 
 
+@dataclass(frozen=True)
+class YieldStrengthPoints:
+    """Two measured yield strengths of a metal at two temperatures (``[strain_relaxation.<metal>]``).
+
+    Used only by the optional strain relaxation of :mod:`softgrain.physics.conditions`.
+    """
+
+    metal: str
+    reference_temperature_C: Quantity
+    reference_strength_MPa: Quantity
+    hot_temperature_C: Quantity
+    hot_strength_MPa: Quantity
+
+
+def load_yield_strength_points(metal: str) -> YieldStrengthPoints:
+    """σ_y at two temperatures for ``metal`` from ``data/interlayer.toml``, validated.
+
+    Raises
+    ------
+    MaterialDataError
+        If the file has no such data for ``metal`` (only Li has), or an entry is malformed.
+    """
+    path = _interlayer_path()
+    tables = load_interlayer_document().get("strain_relaxation", {})
+    section = tables.get(metal) if isinstance(tables, Mapping) else None
+    if not isinstance(section, Mapping):
+        known = ", ".join(sorted(tables)) if isinstance(tables, Mapping) else "none"
+        raise MaterialDataError(f"{path}: strain_relaxation: no yield-strength data for {metal} "
+                                f"(data for: {known})")
+    where = f"strain_relaxation.{metal}"
+    points = YieldStrengthPoints(
+        metal,
+        parse_quantity(section.get("reference_temperature"), path, f"{where}.reference_temperature", unit="degC"),
+        parse_quantity(section.get("reference_strength"), path, f"{where}.reference_strength", unit="MPa", positive=True),
+        parse_quantity(section.get("hot_temperature"), path, f"{where}.hot_temperature", unit="degC"),
+        parse_quantity(section.get("hot_strength"), path, f"{where}.hot_strength", unit="MPa", positive=True))
+    if not points.hot_temperature_C.value > points.reference_temperature_C.value:
+        raise data_error(path, f"{where}.hot_temperature", "must lie above reference_temperature")
+    return points
+
+
 # ---------------------------------------------------------------------------------------------
 # The Fig. 5A catalogue
 # ---------------------------------------------------------------------------------------------
@@ -327,6 +368,7 @@ __all__ = [
     "PURE_SUBSTRATES",
     "REFERENCE_METALS",
     "StrainMapping",
+    "YieldStrengthPoints",
     "alloy_name",
     "family_criteria",
     "family_series",
@@ -336,6 +378,7 @@ __all__ = [
     "load_bulk_moduli",
     "load_interlayer_document",
     "load_strain_mapping",
+    "load_yield_strength_points",
     "modulus_threshold",
     "substrate_bulk_modulus",
 ]

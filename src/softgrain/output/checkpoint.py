@@ -15,9 +15,10 @@ the previous good one is used.
 
 :func:`run_to_end` drives a :class:`~softgrain.phasefield.solver.Simulation` to its end time,
 writing a checkpoint every ``checkpoint_every_s`` of simulated time. Ctrl-C (SIGINT) or SIGTERM
-(what batch schedulers send before killing a job) only set a flag: the run stops at the next
-chunk boundary, where the state is consistent, writes a checkpoint and the snapshots so far, and
-raises :class:`RunStopped` naming the step and time. A non-finite field (NaN) or a disk error
+(what batch schedulers send before killing a job) only set a flag: the run stops after the
+current kernel call (~0.25 s, also inside a long sub-stepped step), where the state is
+consistent, writes a checkpoint and the snapshots so far, and raises :class:`RunStopped` naming
+the step and time. A non-finite field (NaN) or a disk error
 also leaves the snapshots so far and the earlier checkpoints in place. Resuming (checkpoint →
 configuration → numbers → run) is :func:`softgrain.setup.resume`.
 """
@@ -43,7 +44,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from softgrain.errors import ParameterError, SimulationError, UserInputError
-from softgrain.output.files import atomic_path, write_netcdf
+from softgrain.output.files import NETCDF_ENGINE, atomic_path, write_netcdf
 from softgrain.output.results import RESULT_FILE, run_dataset
 from softgrain.phasefield.solver import Simulation
 
@@ -56,7 +57,8 @@ _NAME = re.compile(r"^checkpoint-(\d+)\.sgckpt$")
 _CHECKSUM_LINE = re.compile(rb"^sha256 ([0-9a-f]{64})\n$")
 _RUNNER_KEY = "runner_json"
 
-# How long one uninterruptible stretch of stepping may take before the run checks for Ctrl-C.
+# Wall time of one advance_to call between checks for a due checkpoint (a stop request is checked
+# more often, between the simulation's kernel calls).
 _CHUNK_WALL_S = 0.5
 
 
@@ -202,6 +204,26 @@ def load_latest(folder: str | Path) -> tuple[dict[str, object], dict[str, object
     raise CheckpointError(f"{folder}: no usable checkpoint{detail}")
 
 
+def interrupted_run(folder: str | Path) -> Path | None:
+    """The newest checkpoint of a run in ``folder`` that has not finished, else None.
+
+    A folder with checkpoints and no complete ``result.nc`` holds a run that stopped part-way
+    (``--keep-checkpoints`` keeps them beside a complete result: that run is finished).
+    """
+    kept = list_checkpoints(folder)
+    if not kept:
+        return None
+    result = Path(folder) / RESULT_FILE
+    if result.is_file():
+        try:
+            with xr.open_dataset(result, engine=NETCDF_ENGINE) as ds:
+                if ds.attrs.get("status") == "complete":
+                    return None
+        except (OSError, ValueError):
+            pass   # unreadable: treat the run as unfinished
+    return kept[0]
+
+
 def remove_checkpoints(folder: str | Path) -> None:
     """Delete the checkpoints of a finished run (its outputs supersede them)."""
     for path in list_checkpoints(folder):
@@ -248,7 +270,8 @@ def _deferred_interrupts() -> Iterator[_StopRequest]:
 
 
 def _where(sim) -> str:
-    return f"step {sim.step} of {sim.total_steps} (t = {sim.time_s:g} s)"
+    inside = f" + {sim.substep} of its {sim.substeps} sub-steps" if sim.substep else ""
+    return f"step {sim.step}{inside} of {sim.total_steps} (t = {sim.time_s:g} s)"
 
 
 def write_result(dataset: xr.Dataset, folder: str | Path) -> dict[str, Path]:
@@ -314,12 +337,16 @@ def run_to_end(sim: Simulation, folder: str | Path, checkpoint_every_s: float | 
                     target = min(target, (sim.step // every_steps + 1) * every_steps)
                 target = min(target, sim.step + chunk)
                 started = time.perf_counter()
-                sim.advance_to(target, bar.update if bar is not None else None)
+                # The simulation asks between kernel calls of ~0.25 s, also inside a long
+                # sub-stepped step, so that a stop request never waits for a whole step.
+                sim.advance_to(target, bar.update if bar is not None else None,
+                               should_stop=lambda: stop.signal_name is not None)
                 elapsed = time.perf_counter() - started
-                # Grow or shrink the chunk so that a stop request is honoured within ~0.5 s.
+                # Grow or shrink the chunk of steps between checks for a due checkpoint.
                 chunk = max(1, min(chunk * 4, int(chunk * _CHUNK_WALL_S / max(elapsed, 1e-6))))
                 saved = None
-                if every_steps is not None and sim.step % every_steps == 0 and not sim.finished:
+                if (every_steps is not None and sim.substep == 0 and sim.step % every_steps == 0
+                        and not sim.finished):
                     saved = write_checkpoint(folder, sim.state_dict(), runner)
                 if stop.signal_name is not None and not sim.finished:
                     saved = saved or write_checkpoint(folder, sim.state_dict(), runner)
@@ -380,6 +407,7 @@ __all__ = [
     "KEEP_CHECKPOINTS",
     "RunStopped",
     "checkpoint_path",
+    "interrupted_run",
     "list_checkpoints",
     "load_latest",
     "read_checkpoint",

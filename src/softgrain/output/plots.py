@@ -18,6 +18,7 @@ Figures:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -124,10 +125,18 @@ def orientation_cmap() -> ListedColormap:
     return ListedColormap(["black"] + [ORIENTATION_COLOURS[o] for o in ORIENTATIONS])
 
 
-def _orientation_legend(ax) -> None:
-    handles = [Patch(color=c, label=f"({o})") for o, c in ORIENTATION_COLOURS.items()]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3,
-              frameon=False, fontsize="small")
+EMPTY_COLOUR = "black"
+"""Cells not deposited yet, or where no grain has φ ≥ 0.5 (the paper's "black space")."""
+
+BOUNDARY_COLOUR = "0.45"
+"""Grain boundaries drawn over the orientation maps (grains of one orientation share a colour)."""
+
+
+def map_legend_handles() -> list:
+    """Legend entries of an orientation map: the orientations, empty space, grain boundaries."""
+    return ([Patch(color=c, label=f"({o})") for o, c in ORIENTATION_COLOURS.items()]
+            + [Patch(facecolor=EMPTY_COLOUR, edgecolor="0.6", label="not deposited / no grain"),
+               Line2D([], [], color=BOUNDARY_COLOUR, lw=2, label="grain boundary")])
 
 
 def _grain_boundaries(grain_map):
@@ -139,8 +148,56 @@ def _grain_boundaries(grain_map):
     return right | up
 
 
+def draw_grain_boundaries(ax, grain_map: np.ndarray, extent: Sequence[float]):
+    """Overlay the boundaries between grains on an orientation map; returns the image artist."""
+    edges = _grain_boundaries(grain_map)
+    return ax.imshow(np.ma.masked_where(~edges, edges), origin="lower", extent=extent,
+                     cmap=ListedColormap([BOUNDARY_COLOUR]), vmin=0, vmax=1, alpha=0.85,
+                     interpolation="nearest")
+
+
+def _property_panel(fig, ax, image: np.ndarray, values: Mapping[str, float], cmap_name: str,
+                    quantity: str, unit: str, t: float, extent: Sequence[float]) -> None:
+    """A per-cell map of a per-orientation property, on a colour scale fixed by the orientations.
+
+    The scale spans the values of the orientations in the run (the same at every snapshot), and
+    the colourbar marks where each orientation sits on it; a panel whose grains all share one
+    value says so in its title rather than leaving a reader to guess from one flat colour.
+    """
+    levels = np.array(sorted(values.values()))
+    low, high = float(levels[0]), float(levels[-1])
+    if high <= low:
+        pad = max(abs(low) * 0.05, 1e-3)
+        low, high = low - pad, high + pad
+    im = ax.imshow(image, origin="lower", extent=extent, cmap=colormaps[cmap_name].with_extremes(
+        bad=EMPTY_COLOUR), vmin=low, vmax=high, interpolation="nearest")
+    # An inset colourbar is exactly as tall as the (equal-aspect) map it belongs to.
+    bar = fig.colorbar(im, cax=ax.inset_axes([1.02, 0.0, 0.025, 1.0]))
+    bar.set_label(f"{quantity} ({unit})")
+    # Mark each orientation on the bar; values closer than 5 % of the scale share one tick.
+    groups: list[list[tuple[str, float]]] = []
+    for orientation, value in sorted(values.items(), key=lambda item: item[1]):
+        if groups and value - groups[-1][-1][1] < 0.05 * (high - low):
+            groups[-1].append((orientation, value))
+        else:
+            groups.append([(orientation, value)])
+    bar.set_ticks([float(np.mean([v for _, v in group])) for group in groups])
+    bar.set_ticklabels([", ".join(f"({o}) {v:.3g}" for o, v in group) for group in groups],
+                       fontsize="x-small")
+    present = np.unique(image[np.isfinite(image)])
+    title = f"{quantity}, t = {t:g} s"
+    if present.size == 1:
+        owners = [f"({o})" for o, v in values.items() if np.isclose(v, present[0])]
+        title += f"\nuniform: every grain is {'/'.join(owners) or ''} ({present[0]:.3g} {unit})"
+    ax.set_title(title, fontsize="medium")
+
+
 def plot_grain_maps(ds: xr.Dataset, times: Sequence[float] | None = None) -> Figure:
     """Orientation, surface-energy and diffusion-barrier maps at the snapshot ``times`` (Fig. 2).
+
+    The orientation maps carry the grain boundaries; black is empty space (not deposited yet, or
+    no grain with φ ≥ 0.5). The surface-energy and barrier maps share one colour scale over all
+    snapshots, spanning the orientations' values, with each orientation marked on the colourbar.
 
     Parameters
     ----------
@@ -156,64 +213,84 @@ def plot_grain_maps(ds: xr.Dataset, times: Sequence[float] | None = None) -> Fig
               float(ds.y[0]), float(ds.y[-1]) + grid_step(ds.y.values)]
     energies = ds["grain_surface_energy"].values.astype(float)
     barriers = ds["grain_barrier"].values.astype(float)
-    fig = Figure(figsize=(15, 2.4 * len(times) + 1.2), layout="constrained")
+    nucleated = sorted(set(orientation.tolist()))
+    energy_of = {ORIENTATIONS[k]: float(energies[orientation == k][0]) for k in nucleated}
+    barrier_of = {ORIENTATIONS[k]: float(barriers[orientation == k][0]) for k in nucleated}
+    # Rows as tall as the maps (equal aspect) plus titles and labels: colourbars then match them.
+    aspect = (extent[3] - extent[2]) / (extent[1] - extent[0])
+    fig = Figure(figsize=(15, len(times) * (3.7 * aspect + 0.8) + 1.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(times), 3, squeeze=False)
     for row, t in enumerate(times):
         gmap = ds["grain"].sel(time=t).values
-        omap = orientation_map(gmap, orientation)
-        panels = [
-            (omap, orientation_cmap(), (-1.5, len(ORIENTATIONS) - 0.5), "orientation"),
-            (per_cell(gmap, energies, np.nan), "viridis", (energies.min(), energies.max()), "surface energy (J/m²)"),
-            (per_cell(gmap, barriers, np.nan), "plasma", (barriers.min(), barriers.max()), "diffusion barrier (eV)"),
-        ]
-        for col, (image, cmap, (vmin, vmax), title) in enumerate(panels):
-            ax = axes[row, col]
-            if isinstance(cmap, str):
-                cmap = colormaps[cmap].with_extremes(bad="black")
-            im = ax.imshow(image, origin="lower", extent=extent, cmap=cmap, vmin=vmin,
-                           vmax=vmax if vmax > vmin else vmin + 1e-9, interpolation="nearest")
-            if col == 0:
-                # Grains of one orientation share a colour: draw the boundaries between grains.
-                edges = _grain_boundaries(gmap)
-                ax.imshow(np.ma.masked_where(~edges, edges), origin="lower", extent=extent,
-                          cmap="gray_r", vmin=0, vmax=1, alpha=0.6, interpolation="nearest")
-            ax.set_title(f"{title}, t = {t:g} s", fontsize="medium")
-            ax.set_xlabel("x (µm)")
+        ax = axes[row, 0]
+        ax.imshow(orientation_map(gmap, orientation), origin="lower", extent=extent,
+                  cmap=orientation_cmap(), vmin=-1.5, vmax=len(ORIENTATIONS) - 0.5,
+                  interpolation="nearest")
+        draw_grain_boundaries(ax, gmap, extent)
+        ax.set_title(f"orientation, t = {t:g} s", fontsize="medium")
+        _property_panel(fig, axes[row, 1], per_cell(gmap, energies, np.nan), energy_of, "viridis",
+                        "surface energy E$_s$", "J/m²", t, extent)
+        _property_panel(fig, axes[row, 2], per_cell(gmap, barriers, np.nan), barrier_of, "plasma",
+                        "diffusion barrier E$_a$", "eV", t, extent)
+        for ax in axes[row]:
             ax.set_ylabel("height (µm)")
-            if col > 0:
-                fig.colorbar(im, ax=ax, shrink=0.8)
-    _orientation_legend(axes[-1, 0])
+            ax.set_xlabel("x (µm)" if row == len(times) - 1 else "")
+    fig.legend(handles=map_legend_handles(), loc="outside lower center", ncols=5, frameon=False,
+               fontsize="small")
     fig.suptitle(f"{ds.attrs.get('preset', '')}: {ds.attrs.get('metal', '')}, "
                  f"{ds.attrs.get('temperature_C', '')} °C, seed {ds.attrs.get('seed', '')}")
     return fig
 
 
+# Line and marker per orientation: curves that coincide (e.g. two orientations at 0) stay apart.
+_ORIENTATION_STYLES = {"001": ("-", "o"), "101": ("--", "s"), "111": (":", "^")}
+_FRACTION_LIMITS = (-0.04, 1.04)   # margins: a fraction of 0 or 1 must not hide in the axis line
+
+
 def plot_texture_evolution(texture: xr.Dataset) -> Figure:
     """Orientation fractions against height (last snapshot) and against time (all snapshots).
+
+    Each orientation has its own colour, line style and marker (markers staggered along the
+    height profile), the fraction axes have margins beyond 0 and 1, one legend serves both
+    panels, and the title names the orientation that covers most of the deposit at the end.
 
     Parameters
     ----------
     texture : xarray.Dataset
         :func:`softgrain.analysis.texture` of a run result.
     """
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax_h, ax_t = fig.subplots(1, 2)
     last = texture.isel(time=-1)
-    for o, colour in ORIENTATION_COLOURS.items():
-        ax_h.plot(last["fraction_by_height"].sel(orientation=o), texture["y"], color=colour, label=f"({o})")
-        ax_t.plot(texture["time"], texture["area_fraction"].sel(orientation=o), "o-", color=colour,
-                  label=f"({o})")
+    heights = texture["y"].values
+    every = max(1, heights.size // 12)
+    for k, (o, colour) in enumerate(ORIENTATION_COLOURS.items()):
+        line, marker = _ORIENTATION_STYLES[o]
+        ax_h.plot(last["fraction_by_height"].sel(orientation=o), heights, color=colour, ls=line,
+                  marker=marker, ms=5, markevery=(k * every // 3, every), label=f"({o})")
+        # Shrinking markers nest where curves coincide (e.g. two orientations at 0).
+        ax_t.plot(texture["time"], texture["area_fraction"].sel(orientation=o), color=colour, ls=line,
+                  marker=marker, ms=9 - 2 * k)
     ax_h.set_xlabel("area fraction in the row")
     ax_h.set_ylabel("height above substrate (µm)")
     ax_h.set_title(f"by height, t = {float(last['time']):g} s")
-    ax_h.set_xlim(0, 1)
+    ax_h.set_xlim(*_FRACTION_LIMITS)
     ax_t.set_xlabel("time (s)")
     ax_t.set_ylabel("area fraction of the deposit")
-    ax_t.set_ylim(0, 1)
+    ax_t.set_ylim(*_FRACTION_LIMITS)
     ax_t.set_title("deposit-averaged, by snapshot")
-    ax_t.legend()
+    fig.legend(loc="outside right center", frameon=False)
+    final = last["area_fraction"].values
+    what = texture.attrs.get("preset", "")
+    if np.isfinite(final).any() and np.nansum(final) > 0:
+        winner = ORIENTATIONS[int(np.nanargmax(final))]
+        verdict = (f"({winner}) wins: {np.nanmax(final):.0%} of the deposit at "
+                   f"t = {float(last['time']):g} s")
+    else:
+        verdict = f"no deposit at t = {float(last['time']):g} s"
+    fig.suptitle(f"{what + ': ' if what else ''}{verdict}")
     return fig
 
 
@@ -289,13 +366,28 @@ def plot_interlayer_moduli(report: Mapping[str, Any] | None = None) -> Figure:
     return fig
 
 
-def _cell_edges(centres: Any) -> np.ndarray:
-    """Edges of cells around increasing (possibly unevenly spaced) centres, for pcolormesh."""
+def _cell_edges(centres: Any, lowest: float | None = None) -> np.ndarray:
+    """Edges of cells around increasing (possibly unevenly spaced) centres, for pcolormesh.
+
+    ``lowest`` clips the first edge (a barrier or an anisotropy below 0 is not on the map).
+    """
     c = np.asarray(centres, dtype=float)
     if c.size == 1:
-        return np.array([c[0] - 0.5, c[0] + 0.5])
-    mid = (c[1:] + c[:-1]) / 2
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+        edges = np.array([c[0] - 0.5, c[0] + 0.5])
+    else:
+        mid = (c[1:] + c[:-1]) / 2
+        edges = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+    if lowest is not None:
+        edges[0] = max(edges[0], min(lowest, c[0]))
+    return edges
+
+
+def _end_time(ds) -> float | None:
+    """End time (s) of the runs of a sweep store, from its base configuration."""
+    try:
+        return float(json.loads(ds.attrs["base_config_json"])["run"]["end_time_s"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
@@ -354,16 +446,23 @@ def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
     fig = Figure(figsize=(11.5, 8.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2, sharex=True, sharey=True).ravel()
-    xe, ye = _cell_edges(x), _cell_edges(y)
+    xe, ye = _cell_edges(x, lowest=0.0), _cell_edges(y, lowest=0.0)
 
     colours = [ORIENTATION_COLOURS[o] for o in names] + ["0.75", "white"]
     axes[0].pcolormesh(xe, ye, classes.T, cmap=ListedColormap(colours), vmin=-0.5,
                        vmax=missing_code + 0.5, shading="flat", edgecolors="white", linewidth=0.5)
+    marked = [(mx, my) for mx, my in (markers or {}).values()]
     for i, xi in enumerate(x):
         for j, yj in enumerate(y):
-            if finite[i, j]:
-                axes[0].text(xi, yj, f"{names[best[i, j]]}\n{top[i, j]:.0%}", ha="center",
-                             va="center", fontsize=7, color="white" if classes[i, j] < mixed_code else "black")
+            if not finite[i, j]:
+                continue
+            # A case marker near its cell's centre would hide the label: move the label aside.
+            beside = any(abs(mx - xi) < 0.3 * (xe[i + 1] - xe[i]) and abs(my - yj) < 0.3 * (ye[j + 1] - ye[j])
+                         for mx, my in marked)
+            axes[0].annotate(f"{names[best[i, j]]} {top[i, j]:.0%}", (xi, yj),
+                             xytext=(9, 0) if beside else (0, 0), textcoords="offset points",
+                             ha="left" if beside else "center", va="center", fontsize=7,
+                             color="white" if classes[i, j] < mixed_code else "black")
     handles = [Patch(color=ORIENTATION_COLOURS[o], label=f"({o}) ≥ {majority:.0%}") for o in names]
     handles.append(Patch(color="0.75", label="mixed"))
     axes[0].set_title("dominant orientation (mean over seeds)", fontsize=10)
@@ -416,6 +515,9 @@ def plot_phase_map(ds, *, theory_line: tuple[Any, Any] | None = None,
             "right", functions=(lambda a: -100 * np.asarray(forward(a)),
                                 lambda c: np.asarray(inverse(-np.asarray(c) / 100))))
         secondary.set_ylabel("equivalent biaxial compression (%)", fontsize=8)
+    end = _end_time(ds)
+    when = f"texture when the runs ended, t = {end:g} s" if end is not None else "final texture"
     fig.suptitle("Texture phase map (paper Fig. 4): strain-energy-minimising (101) vs "
-                 f"surface-energy-minimising (001){' — ' + title if title else ''}", fontsize=11)
+                 f"surface-energy-minimising (001) — {when}{' — ' + title if title else ''}",
+                 fontsize=11)
     return fig

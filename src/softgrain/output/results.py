@@ -337,7 +337,8 @@ def sweep_dataset(axes: Sequence[tuple[str, Sequence[Any], Mapping[str, str]]], 
     seeds : sequence of int
         The nucleation seeds.
     maps_grid : (ny, nx, spacing_um), optional
-        Also hold the final orientation map of every task (``final_orientation``) on this grid.
+        Also hold the final orientation and grain maps of every task (``final_orientation``,
+        ``final_grain``) on this grid.
     attrs : mapping, optional
         Attributes of the dataset (the sweep's name, spec hash, …).
 
@@ -382,6 +383,11 @@ def sweep_dataset(axes: Sequence[tuple[str, Sequence[Any], Mapping[str, str]]], 
         data_vars["final_orientation"] = (dims + ("y", "x"), np.full(shape + (ny, nx), -1, np.int8), {
             "long_name": "orientation index of every cell in the final snapshot",
             "description": "index into the orientation coordinate; -1 = no grain"})
+        # Grain identity as well: adjacent grains of one orientation are separate grains (EBSD
+        # tells them apart by their in-plane rotation), which the orientation map cannot show.
+        data_vars["final_grain"] = (dims + ("y", "x"), np.full(shape + (ny, nx), -1, np.int32), {
+            "long_name": "grain index of every cell in the final snapshot",
+            "description": "nucleus index of the run (its orientation is final_orientation); -1 = no grain"})
         coords["y"] = ("y", np.arange(ny) * spacing, {"units": LENGTH_UNITS,
                                                       "long_name": "height above substrate"})
         coords["x"] = ("x", np.arange(nx) * spacing, {"units": LENGTH_UNITS})

@@ -31,13 +31,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from softgrain.errors import ParameterError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.output.files import atomic_path, atomic_write_text
 from softgrain.output.orientation_plots import ipf_colours
-from softgrain.output.plots import ORIENTATION_COLOURS, orientation_cmap
+from softgrain.output.plots import ORIENTATION_COLOURS, draw_grain_boundaries, map_legend_handles, orientation_cmap
 from softgrain.output.results import grain_quaternions, grid_step, orientation_index, orientation_map, per_cell
 from softgrain.physics.orientations import CLASSES
 
@@ -55,8 +54,9 @@ PVD_FILE = "grain_maps.pvd"
 def orientation_frames(ds: xr.Dataset, width_in: float = 8.0, dpi: int = 100) -> np.ndarray:
     """RGB frames (n_snapshots, height, width, 3) of the orientation map, one per snapshot.
 
-    Each frame shows the map (black = no grain / not deposited), the time, and a legend keyed
-    to (001)/(101)/(111) in :data:`softgrain.output.plots.ORIENTATION_COLOURS`.
+    Each frame shows the map with the boundaries between grains drawn as in the grain-map
+    figure (grains of one orientation share a colour), black where nothing is deposited or no
+    grain has φ ≥ 0.5, the time, and the legend of :func:`softgrain.output.plots.map_legend_handles`.
     """
     if ds.sizes.get("time", 0) == 0:
         raise UserInputError("the result holds no snapshot to animate")
@@ -74,12 +74,16 @@ def orientation_frames(ds: xr.Dataset, width_in: float = 8.0, dpi: int = 100) ->
                       interpolation="nearest")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("height (µm)")
-    fig.legend(handles=[Patch(color=ORIENTATION_COLOURS[o], label=f"({o})") for o in ORIENTATIONS],
-               loc="outside lower center", ncol=len(ORIENTATIONS), frameon=False)
+    fig.legend(handles=map_legend_handles(), loc="outside lower center", ncol=5, frameon=False,
+               fontsize="small")
     label = f"{ds.attrs.get('preset', '')}: {ds.attrs.get('metal', '')}, {ds.attrs.get('temperature_C', '')} °C"
     frames = []
+    boundaries = None
     for t, grain_map in zip(ds["time"].values, ds["grain"].values):
         image.set_data(orientation_map(grain_map, orientation))
+        if boundaries is not None:
+            boundaries.remove()
+        boundaries = draw_grain_boundaries(ax, grain_map, extent)
         fig.suptitle(f"{label}, t = {float(t):g} s")
         canvas.draw()
         frames.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())

@@ -2,18 +2,25 @@
 
 The loop advances the field in segments between events (a snapshot, the activation of a new
 row by the deposition front, and the upkeep steps below), so that the compiled kernel runs many
-steps per call and the Python loop costs nothing measurable.
+steps per call and the Python loop costs nothing measurable. A caller that must be able to stop
+(Ctrl-C, SIGTERM) passes ``should_stop``: segments are then cut into kernel calls of about
+:data:`CHUNK_WALL_S` of wall time, down to single sub-steps, and the run stops cleanly between two
+calls — also inside a sub-stepped step, whose progress (``substep``) is part of the checkpoint
+state.
 
-Upkeep at fixed outer steps (so that a resumed run does it at the same steps)
-    *Adaptive sub-steps* (``run.substeps = "adaptive"``): every ``inputs.adaptive_every`` steps
-    the grains whose order parameter is below ``prune_threshold`` everywhere are removed (the
-    sparse kernel has already pruned them; the dense and JAX fields set them to 0) and the
-    sub-step count is recomputed from the grains present
-    (:func:`~softgrain.phasefield.mapping.substeps_for_grains`). In li-solid the (101) grains, whose
-    L_q·κ_q sets the limit, are gone within 2 s, and the remaining 398 s run with one sub-step
-    instead of three.
+Upkeep at fixed outer steps (so that a resumed run does it at the same steps), always between two
+whole steps (``substep == 0``)
+    *Adaptive sub-steps* (``run.substeps = "adaptive"``, opt-in; the default is a fixed count for
+    the whole run): every ``inputs.adaptive_every`` steps the grains whose order parameter is
+    below ``prune_threshold`` everywhere are removed (the sparse kernel has already pruned them;
+    the dense and JAX fields set them to 0) and the sub-step count is recomputed from the grains
+    present (:func:`~softgrain.phasefield.mapping.substeps_for_grains`). In li-solid the (101)
+    grains, whose L_q·κ_q sets the limit, are gone within 2 s, and the remaining 398 s run with
+    one sub-step instead of three.
     *Compaction* (JAX kernel): every ``inputs.compaction_every`` steps the order parameters of
-    vanished grains are dropped from the device arrays. A :class:`Simulation` runs the numbers of a
+    vanished grains are dropped from the device arrays.
+
+A :class:`Simulation` runs the numbers of a
 :class:`~softgrain.phasefield.inputs.ModelInputs` (made by :func:`softgrain.setup.build`); the
 result dataset is written by :mod:`softgrain.output.results`.
 """
@@ -36,6 +43,10 @@ from softgrain.phasefield.backends import load_batched_jax
 from softgrain.phasefield.inputs import ModelInputs
 from softgrain.phasefield.mapping import substeps_for_grains
 from softgrain.phasefield.sparse import SparseField
+
+
+CHUNK_WALL_S = 0.25
+"""Wall time (s) of one kernel call when the caller may ask the run to stop between calls."""
 
 
 @dataclass
@@ -76,7 +87,11 @@ class Simulation:
         self.snapshot_steps = list(inputs.snapshot_steps)
         self.field = self._new_field()
         self.step = 0
+        self.substep = 0   # sub-steps of step ``step + 1`` already taken (0 between steps)
         self.kernel_steps = 0      # explicit-Euler (sub-)steps taken
+        self.start_step = 0   # where this process took the run up (0, or a checkpoint's step)
+        self.start_wall_s = 0.0   # wall time already spent then (earlier sessions)
+        self._chunk = 1   # sub-steps per kernel call when stoppable, adapted to CHUNK_WALL_S
         self.wall_time_s = 0.0
         self.started_at = provenance.utc_now()
         self.finished_at: str | None = None
@@ -117,7 +132,7 @@ class Simulation:
 
     @property
     def time_s(self) -> float:
-        return self.step * self.inputs.dt_s
+        return (self.step + self.substep / self.substeps) * self.inputs.dt_s
 
     def active_rows(self) -> int:
         return self.front.active_rows(self.step)
@@ -147,37 +162,70 @@ class Simulation:
             candidates.append(int(later[0]))
         return min(candidates + [self.total_steps])
 
-    def advance_to(self, target_step: int, progress: Callable[[int], None] | None = None) -> None:
-        """Advance to ``target_step`` (outer steps of Δt), recording snapshots on the way."""
+    def advance_to(self, target_step: int, progress: Callable[[int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> bool:
+        """Advance to ``target_step`` (outer steps of Δt), recording snapshots on the way.
+
+        Parameters
+        ----------
+        target_step : int
+            Outer step to reach (at most the run's last).
+        progress : callable, optional
+            ``progress(n)`` is told of every ``n`` whole steps taken.
+        should_stop : callable, optional
+            Asked between kernel calls, which then last about :data:`CHUNK_WALL_S` each; when it
+            returns True the run stops there, possibly part-way through a sub-stepped step.
+
+        Returns
+        -------
+        bool
+            True if ``target_step`` (or the end) was reached, False if ``should_stop`` stopped it.
+        """
         inputs = self.inputs
         started = time.perf_counter()
         if inputs.threads is not None:
             numba.set_num_threads(min(inputs.threads, numba.config.NUMBA_NUM_THREADS))
-        while self.step < min(target_step, self.total_steps):
-            self._upkeep()
-            stop = min(self._next_event(), target_step)
-            n = stop - self.step
-            dt_inner = inputs.dt_s / self.substeps
-            try:
-                self.field.advance(n * self.substeps, dt_inner, self.active_rows(), self.grains,
-                                   self.landau, inputs.laplacian_spacing,
-                                   prune_threshold=inputs.prune_threshold,
-                                   open_front=self.open_front)
-            except SimulationError as exc:
-                raise SimulationError(
-                    f"run stopped in the segment starting at step {self.step} (t = {self.time_s:g} s, "
-                    f"{self.substeps} sub-step(s) per step): {exc}") from None
-            self.step = stop
-            self.kernel_steps += n * self.substeps
-            if progress is not None:
-                progress(n)
-            if self.step in self.snapshot_steps and not any(s.step == self.step for s in self.snapshots):
-                self.snapshots.append(Snapshot(
-                    time_s=self.time_s, step=self.step, active_rows=self.active_rows(),
-                    labels=self.field.labels(self.active_rows()), free_energy=self.free_energy()))
-        self.wall_time_s += time.perf_counter() - started
-        if self.finished and self.finished_at is None:
-            self.finished_at = provenance.utc_now()
+        try:
+            while self.step < min(target_step, self.total_steps):
+                if self.substep == 0:
+                    # The sub-step count may change only here, between two whole steps.
+                    self._upkeep()
+                dt_inner = inputs.dt_s / self.substeps
+                stop = min(self._next_event(), target_step)
+                remaining = (stop - self.step) * self.substeps - self.substep
+                n_inner = remaining if should_stop is None else min(remaining, self._chunk)
+                call_started = time.perf_counter()
+                try:
+                    self.field.advance(n_inner, dt_inner, self.active_rows(), self.grains,
+                                       self.landau, inputs.laplacian_spacing,
+                                       prune_threshold=inputs.prune_threshold,
+                                       open_front=self.open_front)
+                except SimulationError as exc:
+                    raise SimulationError(
+                        f"run stopped in the segment starting at step {self.step} (t = {self.time_s:g} s, "
+                        f"{self.substeps} sub-step(s) per step): {exc}") from None
+                before = self.step
+                self.kernel_steps += n_inner
+                self.step, self.substep = divmod(self.step * self.substeps + self.substep + n_inner,
+                                                 self.substeps)
+                if should_stop is not None:
+                    # Aim the next call at CHUNK_WALL_S; grow at most fourfold at a time.
+                    elapsed = max(time.perf_counter() - call_started, 1e-6)
+                    self._chunk = max(1, min(4 * n_inner, int(n_inner * CHUNK_WALL_S / elapsed)))
+                if progress is not None and self.step > before:
+                    progress(self.step - before)
+                if (self.substep == 0 and self.step in self.snapshot_steps
+                        and not any(s.step == self.step for s in self.snapshots)):
+                    self.snapshots.append(Snapshot(
+                        time_s=self.time_s, step=self.step, active_rows=self.active_rows(),
+                        labels=self.field.labels(self.active_rows()), free_energy=self.free_energy()))
+                if should_stop is not None and not self.finished and should_stop():
+                    return False
+        finally:
+            self.wall_time_s += time.perf_counter() - started
+            if self.finished and self.finished_at is None:
+                self.finished_at = provenance.utc_now()
+        return True
 
     @property
     def finished(self) -> bool:
@@ -191,7 +239,7 @@ class Simulation:
         -------
         dict
             NumPy arrays and scalars only: the configuration (JSON) the inputs were built from, the
-            step, the nucleation (labels and grain orientations; the seed is in the configuration,
+            step and the sub-steps taken of the next one, the nucleation (labels and grain orientations; the seed is in the configuration,
             and the random generator is used only for nucleation), the snapshots so far, the
             accumulated wall
             time and timestamps, and the field state — ``field_phi`` for the dense kernel,
@@ -205,6 +253,7 @@ class Simulation:
         state: dict[str, object] = {
             "config_json": self.inputs.config_json,
             "step": self.step,
+            "substep": self.substep,
             "total_steps": self.total_steps,
             "substeps": self.inputs.substeps,
             "current_substeps": self.substeps,
@@ -279,21 +328,30 @@ class Simulation:
         sim.step = int(state["step"])
         # Checkpoints written before adaptive sub-steps existed ran a fixed count.
         sim.substeps = int(state.get("current_substeps", state["substeps"]))
-        sim.kernel_steps = int(state.get("kernel_steps", sim.step * sim.substeps))
+        # Checkpoints written before runs could stop inside a step have no "substep".
+        sim.substep = int(state.get("substep", 0))
+        if not 0 <= sim.substep < sim.substeps:
+            raise ConfigError(f"checkpoint: sub-step {sim.substep} of a step of {sim.substeps}")
+        sim.kernel_steps = int(state.get("kernel_steps", sim.step * sim.substeps + sim.substep))
+        sim.start_step = sim.step
         sim.snapshots = [
             Snapshot(time_s=float(t), step=int(s), active_rows=int(a), labels=np.array(lab),
                      free_energy=float(f))
             for t, s, a, lab, f in zip(state["snapshot_time_s"], state["snapshot_step"],
                                        state["snapshot_active_rows"], state["snapshot_labels"],
                                        state["snapshot_free_energy"])]
-        sim.wall_time_s = float(state["wall_time_s"])
+        sim.wall_time_s = sim.start_wall_s = float(state["wall_time_s"])
         sim.started_at = str(state["started_at"])
         sim.resumed_at = json.loads(str(state["resumed_at_json"])) + [provenance.utc_now()]
         return sim
 
     def run(self, progress: Callable[[int], None] | None = None) -> None:
-        """Run to the end time; ``progress(n)`` is told of every ``n`` steps taken."""
-        self.advance_to(self.total_steps, progress)
+        """Run to the end time; ``progress(n)`` is told of every ``n`` steps taken.
+
+        The kernel runs in calls of ~:data:`CHUNK_WALL_S`, so that Ctrl-C (KeyboardInterrupt)
+        reaches Python within a fraction of a second even inside a long sub-stepped step.
+        """
+        self.advance_to(self.total_steps, progress, should_stop=lambda: False)
 
 
 __all__ = ["Simulation", "Snapshot"]

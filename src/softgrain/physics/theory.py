@@ -101,8 +101,6 @@ FIG3A_PAIR: tuple[str, str] = ("001", "101")
 CROSSOVER_BRACKET_C: tuple[float, float] = (-100.0, 300.0)
 """Default search interval (°C) of :func:`crossover_temperature`; clipped at the melting point."""
 
-# Temperatures this close to the melting point are refused: the theory describes a solid deposit.
-_MELT_MARGIN_K = 1e-6
 
 # Number of sub-intervals scanned for sign changes before brentq refines one; fine enough that
 # two roots closer than (bracket width)/600 ≈ 0.7 °C are the only way to miss a crossover.
@@ -507,14 +505,9 @@ def _kelvin_below_melting(metal: Metal, temperature_C: Any) -> np.ndarray:
     T = t + ZERO_CELSIUS_K
     if np.any(T <= 0):
         raise UserInputError(f"temperature {_first_bad(t, T > 0)} °C is below absolute zero")
-    melt = metal.melting_point.value
-    solid = T < melt - _MELT_MARGIN_K
+    solid = np.array([metal.is_solid_at(v) for v in t.ravel()], dtype=bool).reshape(t.shape)
     if not np.all(solid):
-        bad = _first_bad(t, solid)
-        raise UserInputError(
-            f"temperature {bad} °C is not below the melting point of {metal.symbol} "
-            f"({melt - ZERO_CELSIUS_K:.1f} °C); the theory describes a solid deposit"
-        )
+        metal.require_solid(_first_bad(t, solid))   # the rule every command shares
     return T
 
 
@@ -607,11 +600,11 @@ def _clipped_bracket(data: Metal, bracket: Iterable[float]) -> tuple[float, floa
         raise UserInputError(f"bracket must be two increasing finite temperatures, got {bracket!r}")
     # The theory only holds for the solid: stay strictly inside (absolute zero, melting point).
     lo = max(lo, -ZERO_CELSIUS_K + 1.0)
-    hi = min(hi, data.melting_point.value - ZERO_CELSIUS_K - 1e-3)
+    hi = min(hi, data.melting_point_C - 1e-3)
     if lo >= hi:
         raise UserInputError(
             f"bracket {bracket!r} lies outside the solid range of {data.symbol} "
-            f"(melting point {data.melting_point.value - ZERO_CELSIUS_K:.1f} °C)"
+            f"(melting point {data.melting_point_C:.1f} °C)"
         )
     return lo, hi
 
@@ -708,7 +701,7 @@ def default_temperatures_C(metal: str | Metal = "Li") -> np.ndarray:
     """−20 … 100 °C in 5 °C steps (the range of the paper's Fig. 3A), below the melting point."""
     data = _metal(metal)
     grid = np.arange(-20.0, 100.0 + 2.5, 5.0)
-    return grid[grid + ZERO_CELSIUS_K < data.melting_point.value - _MELT_MARGIN_K]
+    return grid[[data.is_solid_at(t) for t in grid]]
 
 
 __all__ = [

@@ -43,11 +43,12 @@ from softgrain.config import SimulationConfig, load_config
 from softgrain.errors import ParameterError
 from softgrain.materials.metals import ORIENTATIONS, Metal, load_metal
 from softgrain.output import plots
-from softgrain.output.files import save_figure, write_json
+from softgrain.output.files import check_writable, save_figure, write_json
 from softgrain.output.results import TASK_FAILED, TASK_OK
 from softgrain.physics.anisotropy import AnisotropyPath, case_markers, theory_boundary
 from softgrain.studies.runner import run_plan
-from softgrain.studies.sweep import ANISOTROPY_KEY, Axis, SweepPlan, anisotropy_overrides
+from softgrain.studies.sweep import (ANISOTROPY_KEY, Axis, SweepPlan, anisotropy_overrides, axis_keys,
+                                     keys_overlap)
 
 BARRIER_KEY = "material.diffusion_barrier_eV.101"
 
@@ -133,6 +134,11 @@ def phase_map_plan(resolution: int = DEFAULT_RESOLUTION, seeds: int | Sequence[i
              "surface-energy anisotropy A = E_s(101) - E_s(001) along the strain path",
              derive=anisotropy_overrides),
     )
+    for key in overrides or {}:
+        for axis in axes:
+            if any(keys_overlap(key, set_by_axis) for set_by_axis in axis_keys(axis, config)):
+                raise ParameterError("overrides", f"{key}: the phase map sets it at every point "
+                                     f"(axis {axis.key}); leave it out")
     return SweepPlan.build(config, axes, seeds, keep_maps=keep_maps,
                            name=f"phase map {metal.symbol}",
                            description="paper Fig. 4: (101) barrier × surface-energy anisotropy")
@@ -212,8 +218,7 @@ def make_phase_map(out: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION,
         The summary (also written to ``out/phase_map.json``) plus ``paths`` and ``report``.
     """
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError("out", f"{folder}: exists and is not a folder")
+    check_writable(folder, "out")
     plan = phase_map_plan(resolution, seeds, overrides=overrides, barrier_max=barrier_max,
                           anisotropy_max=anisotropy_max, spacing=spacing,
                           keep_maps=keep_maps).with_numerics(backend=backend, batch=batch)

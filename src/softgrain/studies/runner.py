@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 from softgrain import analysis
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ParameterError
+from softgrain.output.files import check_writable
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.phasefield.backends import load_batched_jax, require_jax
 from softgrain.setup import build, simulate, simulate_batch
@@ -88,7 +89,7 @@ def execute_task(config_json: str, keep_maps: bool = False) -> dict[str, Any]:
     dict
         ``fraction``, ``surface_fraction`` (3,), ``grain_count``, ``surface_grain_count``,
         ``surface_grain_width_um``, ``wall_time_s``, ``cpu_time_s``, ``finished_at_unix_s`` and, with
-        ``keep_maps``, ``final_orientation`` (ny, nx) int8.
+        ``keep_maps``, ``final_orientation`` (ny, nx) int8 and ``final_grain`` (ny, nx) int32.
     """
     config = validate_config(json.loads(config_json), source="sweep task")
     if config.numerics.threads is None:
@@ -218,9 +219,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             client.close()
         return
     # One single-threaded process per core: each compiled kernel owns a core, and the GIL-bound
-    # NumPy parts of different tasks do not contend.
+    # NumPy parts of different tasks do not contend. Worker logs below CRITICAL are silenced: a
+    # task's failure comes back through its future (and into the store's 'error'), and a sweep
+    # stopped by Ctrl-C/SIGTERM would otherwise print the heartbeat tracebacks of workers still
+    # busy in a task while the scheduler shuts down.
     with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client
 
@@ -270,6 +274,7 @@ def run_plan(plan: SweepPlan, store: str | os.PathLike | None = None, *, workers
         require_jax()
     if store is not None:
         path = Path(store)
+        check_writable(path, "store")   # before anything is computed or started
         if path.exists():
             status = check_store(plan, path)
         else:
@@ -429,7 +434,8 @@ def run_ensemble(config: SimulationConfig, seeds: int | Sequence[int], *, worker
     store : path, optional
         Also write the results to this Zarr store (resumable, like a sweep).
     keep_maps : bool
-        Keep the final orientation map of every member (``final_orientation``).
+        Keep the final orientation and grain maps of every member (``final_orientation``,
+        ``final_grain``).
     retries : int
         Dask retries of a failing member before it is recorded as failed.
     client : distributed.Client, optional

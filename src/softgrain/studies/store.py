@@ -14,7 +14,8 @@ softgrain needed). Dimensions: one per axis (coordinate = the axis values, attri
 - ``wall_time_s``, ``cpu_time_s``, ``finished_at_unix_s`` (…, seed): wall and CPU time and
   completion time of each task;
 - ``final_orientation`` (…, seed, y, x), only with ``keep_maps``: orientation index per cell
-  (−1 = none).
+  (−1 = none); ``final_grain`` (…, seed, y, x), also only with ``keep_maps``: grain index per cell
+  (−1 = none; stores made before it existed lack it).
 
 The store is created complete (every value pending) before the first task runs, in a temporary
 folder that is renamed into place. Each task owns one chunk of every variable; the client writes

@@ -193,8 +193,11 @@ def load_sweep(path: str | os.PathLike) -> "SweepPlan":
     if spec.config:
         base = validate_config(merge_tables(base.model_dump(mode="python"), spec.config),
                                source=f"{file}: config")
-    return SweepPlan.build(base, spec.axes, spec.seeds, keep_maps=spec.outputs.keep_maps,
-                           retries=spec.retries, name=spec.name, description=spec.description)
+    try:
+        return SweepPlan.build(base, spec.axes, spec.seeds, keep_maps=spec.outputs.keep_maps,
+                               retries=spec.retries, name=spec.name, description=spec.description)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +298,7 @@ class SweepPlan:
                                                a.units, a.description, DERIVED_KEYS.get(a.key))
             for a in axes)
         seed_list = _seed_list(base, seeds)
+        _refuse_colliding_axes(base, resolved)
         configs, overrides = [], []
         for combination in itertools.product(*(a.values for a in resolved)):
             changes: dict[str, Any] = {}
@@ -360,6 +364,42 @@ class SweepPlan:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def keys_overlap(first: str, second: str) -> bool:
+    """Whether two dotted keys set the same value (equal, or one a table holding the other)."""
+    return first == second or first.startswith(second + ".") or second.startswith(first + ".")
+
+
+def axis_keys(axis: Axis, base: SimulationConfig) -> set[str]:
+    """The configuration keys an axis sets (a derived axis may set several)."""
+    if axis.derive is None:
+        return {axis.key}
+    try:
+        return set(axis.derive(base, axis.values[0]))
+    except UserInputError:
+        return {axis.key}   # a bad value: reported with its point by SweepPlan.build
+
+
+def _refuse_colliding_axes(base: SimulationConfig, axes: Sequence[Axis]) -> None:
+    """Refuse axes that set a key another axis, or the seeds, also set: one would silently win.
+
+    ``run.seed`` belongs to the seed dimension (``seeds``); two axes over one key (directly, or
+    through a derived axis such as the anisotropy, which sets all three surface energies) would
+    leave the store's coordinates describing runs that never happened.
+    """
+    keys = [axis_keys(axis, base) for axis in axes]
+    for axis, own in zip(axes, keys):
+        if any(keys_overlap(key, "run.seed") for key in own):
+            raise ConfigError(
+                f"axes: axis {axis.key!r} sets run.seed, which seeds sets for every task (the store's "
+                f"seed dimension); give the seeds as seeds = {list(axis.values)!r} instead of an axis")
+    for (i, first), (j, second) in itertools.combinations(enumerate(axes), 2):
+        shared = sorted(a for a in keys[i] for b in keys[j] if keys_overlap(a, b))
+        if shared:
+            raise ConfigError(
+                f"axes: axis {first.key!r} and axis {second.key!r} both set {shared[0]}; one would "
+                "silently override the other at every point — keep one of them")
+
+
 def _seed_list(base: SimulationConfig, seeds: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(seeds, bool):
         raise UserInputError(f"seeds must be a count or a list of integers, got {seeds!r}")
@@ -389,6 +429,8 @@ __all__ = [
     "SweepPlan",
     "SweepSpec",
     "anisotropy_overrides",
+    "axis_keys",
+    "keys_overlap",
     "load_sweep",
     "parse_sweep",
     "plain_value",
