@@ -25,7 +25,9 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import invoke_main
+from softgrain.config import load_config
 from softgrain.errors import ParameterError
+from softgrain.phasefield import backends
 from softgrain.studies import reproduce as rp
 from softgrain.studies.report_page import RESULTS_END, RESULTS_START, render_report
 
@@ -239,3 +241,22 @@ def test_calibrations_carry_labels_and_sources():
     assert (strained["value"], strained["unit"], strained["label"]) == (0.545, "J/m²", "CALIBRATED")
     assert names["phase field: landau.w"]["label"] == "ASSUMED"
     assert any(row["name"] == "EBSD grain counts" and "inferred" in row["source"] for row in rows)
+
+
+def test_jax_backend_is_accepted_where_jax_is_installed(tmp_path, monkeypatch, capsys):
+    assert ("jax" in rp.backends_available()) == backends.jax_available()
+    if backends.jax_available():
+        settings = rp.Settings.make(True, None, "jax")
+        changes = settings.overrides("paper")
+        assert changes["numerics.backend"] == "jax" and "--backend jax" in settings.flags()
+        assert load_config("li-solid", changes).numerics.backend == "jax"
+    # Without jax: one line naming the install command, exit 2, nothing written.
+    monkeypatch.setattr(backends, "jax_available", lambda: False)
+    monkeypatch.setattr(rp, "jax_available", lambda: False)
+    assert rp.backends_available() == ("numba",)
+    out = tmp_path / "never"
+    code, stdout, stderr = invoke_main(monkeypatch, capsys, "reproduce", "--quick", "--out", str(out),
+                                       "--backend", "jax")
+    assert code == 2
+    assert stderr.count("\n") == 1 and "needs jax" in stderr and "pip install" in stderr, stderr
+    assert not out.exists()

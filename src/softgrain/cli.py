@@ -629,8 +629,8 @@ def reproduce_command(
                                "minute); the report is marked QUICK"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help=f"seeds per ensemble (default "
                                         f"{reproduce.DEFAULT_SEEDS}, --quick {reproduce.QUICK_SEEDS}; at least 2)"),
-    backend: str = typer.Option("numba", "--backend", help="phase-field kernel: numba, or jax where "
-                                "softgrain has the JAX backend"),
+    backend: str = typer.Option("numba", "--backend", help="phase-field kernel: numba, or jax (batches of "
+                                "runs per Dask task; pip install -e '.[jax]')"),
     workers: Optional[int] = typer.Option(None, "--workers", help="local Dask worker processes (default: all cores)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
                                             help="address of a running Dask scheduler (default: a local cluster)"),

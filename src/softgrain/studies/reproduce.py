@@ -78,6 +78,7 @@ from softgrain.materials.records import load_data_file
 from softgrain.output import orientation_plots, plots, report_figures
 from softgrain.output.files import read_netcdf, save_figure, write_json, write_netcdf
 from softgrain.output.results import TASK_OK
+from softgrain.phasefield.backends import jax_available, require_jax
 from softgrain.physics.anisotropy import theory_boundary
 from softgrain.physics.interlayer import interlayer_report
 from softgrain.physics.orientations import CLASSES, random_cap_fractions
@@ -89,7 +90,7 @@ from softgrain.setup import simulate
 from softgrain.studies import phasemap
 from softgrain.studies.experiments import comparison, summarise_ensemble
 from softgrain.studies.report_page import collect_provenance, render_report, update_readme_results
-from softgrain.studies.runner import dask_client, run_ensemble
+from softgrain.studies.runner import dask_client, local_workers, run_ensemble
 from softgrain.studies.store import open_results
 from softgrain.studies.verdicts import (Evidence, FactorEvidence, FractionEvidence, ThresholdEvidence,
                                         WinnerEvidence, build_claim)
@@ -125,8 +126,8 @@ QUICK_OVERRIDES: dict[str, Any] = {
 }
 
 BACKENDS = ("numba", "jax")
-"""Kernels the ``backend`` parameter names: numba (the sparse kernel, always) and jax (where the
-configuration has ``numerics.backend``)."""
+"""Kernels the ``backend`` parameter names: numba (the sparse kernel, always) and jax (the batched
+JAX kernel, where jax is installed)."""
 
 PAPER_TITLE = ("M. Zhang, K. Tantratian et al., “Grain Selection Growth of Soft Metal in "
                "Electrochemical Processes” (shared/science/paper.txt)")
@@ -135,8 +136,6 @@ PRESETS: dict[str, tuple[str, str, str]] = {
     # preset: (orientation the paper finds selected, its figure, the case in words)
     "li-solid": ("001", "Fig. 2", "Li under a solid electrolyte (−3 % strain), 25 °C"),
     "li-liquid": ("101", "Fig. S3", "Li under a liquid electrolyte (unstrained), 25 °C"),
-    "li-liquid-recalled": ("101", "Fig. S3", "Li under a liquid electrolyte with the literature's unstrained "
-                           "surface energies 0.46/0.49 J/m² (no calibration), 25 °C"),
     "na-solid": ("101", "Fig. S5", "Na under a solid electrolyte, 25 °C"),
     "k-solid": ("101", "Fig. S6", "K under a solid electrolyte, 25 °C"),
 }
@@ -182,9 +181,11 @@ def orientation_modes_available() -> bool:
 
 
 def backends_available() -> tuple[str, ...]:
-    """``("numba",)``, plus ``"jax"`` where the configuration offers ``numerics.backend = "jax"``."""
+    """``("numba",)``, plus ``"jax"`` where the configuration offers ``numerics.backend = "jax"``
+    and jax is installed (looked up without importing it: :func:`~softgrain.phasefield.backends.jax_available`)."""
     field_info = NumericsConfig.model_fields.get("backend")
-    if field_info is not None and "jax" in _literal_values(field_info.annotation):
+    if (field_info is not None and "jax" in _literal_values(field_info.annotation)
+            and jax_available()):
         return ("numba", "jax")
     return ("numba",)
 
@@ -217,9 +218,8 @@ class Settings:
                                  f"needs two seeds)")
         if backend not in BACKENDS:
             raise ParameterError("backend", f"= {backend!r}; allowed: {', '.join(BACKENDS)}")
-        if backend not in backends_available():
-            raise ParameterError("backend", f"= {backend!r}: this softgrain runs ensembles on the numba "
-                                 "kernel only (no numerics.backend = \"jax\" yet); use numba")
+        if backend == "jax":
+            require_jax()   # one line with the install command, before anything is written
         resolution, map_seeds = PHASE_MAP_QUICK if quick else PHASE_MAP_FULL
         return cls(quick, seeds, backend, resolution, min(map_seeds, seeds))
 
@@ -738,13 +738,7 @@ _PRESET_CAVEATS: dict[tuple[str, str | None], str] = {
                             "recalled 0.46/0.49 J/m² the paper formulation selects (001) (MODEL.md §6).",
     ("li-liquid", None): "Uses the CALIBRATED unstrained surface energies 0.462/0.465 J/m² as the paper "
                          "formulation does; the consistent formulation is meant to need no such calibration "
-                         "(issue 11): the li-liquid-recalled claim tests that.",
-    ("li-liquid-recalled", "paper"): "The recalled 0.03 J/m² gap (LIT) instead of the CALIBRATED 0.003 J/m²: "
-                                     "exp(20·E_s/E₀) magnifies it tenfold, so the paper formulation is "
-                                     "expected to select (001) here (MODEL.md §6–7).",
-    ("li-liquid-recalled", None): "The recalled unstrained surface energies (LIT, Jäckle & Groß 2014, Tran et "
-                                  "al. 2016): the case issue 11 asks the consistent formulation to get right "
-                                  "without the 0.003 J/m² calibration.",
+                         "(issue 11), which this claim does not test.",
     ("na-solid", None): "Na barriers other than (101) are ASSUMED; strain shifts all Na surface energies "
                         "equally (the paper: little affected by strain).",
     ("k-solid", None): "K barriers other than (101) are ASSUMED; strain shifts all K surface energies equally.",
@@ -1434,7 +1428,8 @@ def reproduce(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False, seed
 
     outcomes: dict[str, StageOutcome] = {}
     with contextlib.ExitStack() as stack:
-        cluster = _Cluster(scheduler, workers, stack)
+        # One worker per device for the JAX backend (its batches fill the device).
+        cluster = _Cluster(scheduler, local_workers(backend, workers, scheduler), stack)
         for index, spec in enumerate(plan):
             stage_folder = folder / spec.name
             if redo and spec.name in selected:
