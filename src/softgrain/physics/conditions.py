@@ -1,4 +1,4 @@
-"""Physical cell conditions → biaxial lattice strain of the deposited metal.
+r"""Physical cell conditions → biaxial lattice strain of the deposited metal.
 
 The surface energies that drive grain selection depend on the lattice strain of the deposit
 (:meth:`softgrain.materials.metals.Metal.surface_energy`). The paper ties that strain to two physical
@@ -16,9 +16,9 @@ softgrain therefore uses the documented assumption (constants in ``data/interlay
 
 .. math::
 
-    \\varepsilon = \\varepsilon_{full} \\cdot m \\cdot g, \\qquad
-    m = \\mathrm{clip}\\Big(\\frac{B_{sub} - B_{metal}}{B_{ref} - B_{metal}}, 0, 1\\Big), \\qquad
-    g = \\mathrm{clip}\\Big(\\frac{p - \\sigma_y}{p_{full} - \\sigma_y}, 0, 1\\Big)
+    \varepsilon = \varepsilon_{full} \cdot m \cdot g, \qquad
+    m = \mathrm{clip}\Big(\frac{B_{sub} - B_{metal}}{B_{ref} - B_{metal}}, 0, 1\Big), \qquad
+    g = \mathrm{clip}\Big(\frac{p - \sigma_y}{p_{full} - \sigma_y}, 0, 1\Big)
 
 with ε_full = −0.03 (PAPER, also the edge of the DFT surface-energy data), B_ref the modulus of
 Cu (the paper's strained case is Li on Cu), σ_y the yield strength of the deposited metal (Li:
