@@ -28,6 +28,9 @@ import xarray as xr
 
 from cli_helpers import invoke_main
 from process_helpers import Child, assert_one_line_error, run_softgrain
+from softgrain import setup
+from softgrain.config import load_config
+from softgrain.errors import ConfigError
 
 # A run of a second or two: dense NumPy kernel (nothing to compile), 24 × 12 cells, 6 grains.
 TINY = ["--set", 'numerics.kernel="dense"', "--set", "grid.nx=24", "--set", "grid.ny=12",
@@ -120,6 +123,18 @@ def test_a_projected_run_time_beyond_the_bound_is_refused(tmp_path):
     line = assert_one_line_error(*result, "numerics.")
     assert "projected" in line
     assert not out.exists()
+
+
+def test_the_projection_of_a_jax_run_counts_every_order_parameter():
+    """The JAX backend is dense: its projection is the dense kernel's, whatever numerics.kernel."""
+    changes = {"run.end_time_s": 8000.0}   # paper grid: ≈ 30 h dense, ≈ 0.2 h sparse
+    dense = load_config("li-solid", {**changes, "numerics.kernel": "dense"})
+    jax_run = load_config("li-solid", {**changes, "numerics.backend": "jax"})
+    sparse = load_config("li-solid", changes)
+    assert setup.projected_run_hours(jax_run, 75, 3) == setup.projected_run_hours(dense, 75, 3)
+    assert setup.projected_run_hours(jax_run, 75, 3) > 100 * setup.projected_run_hours(sparse, 75, 3)
+    with pytest.raises(ConfigError, match="jax kernel"):
+        setup.build(jax_run)
 
 
 # One handler serves both signals; the SIGTERM variant repeats the path and is marked slow.

@@ -361,7 +361,10 @@ def grain_constants(config: SimulationConfig, material: MaterialInputs,
 # `softgrain bench` on the project's 2-core machine (README, "Performance"): the sparse kernel
 # took 24.2 s for the li-solid reference run's 852 M active cell-updates (28 ns each); the dense
 # NumPy kernel 56.8 ms per step of 200 × 70 cells × 75 grains (54 ns per cell and grain). The
-# projection counts every row as active, so it is an upper bound on that machine.
+# projection counts every row as active, so it is an upper bound on that machine. The JAX backend
+# computes every order parameter densely too; on that machine's CPU it took 24–34 ms per such
+# step in float64 (docs/results-throughput.md), below the dense NumPy figure, which therefore
+# bounds it (a GPU is far faster).
 SPARSE_SECONDS_PER_CELL_UPDATE = 28e-9
 DENSE_SECONDS_PER_CELL_GRAIN_UPDATE = 54e-9
 
@@ -476,12 +479,19 @@ def _check_substeps(config: SimulationConfig, rates: np.ndarray, orientation_of_
         "energy or mapping.kappa2 for that grain, or a larger numerics.max_substeps")
 
 
+def _projected_kernel(config: SimulationConfig) -> str:
+    return "jax" if config.numerics.backend == "jax" else config.numerics.kernel
+
+
 def projected_run_hours(config: SimulationConfig, n_grains: int, substeps: float) -> float:
-    """Upper bound of a run's compute time (hours) at the kernel speed measured by ``bench``."""
+    """Upper bound of a run's compute time (hours) at the kernel speed measured by ``bench``.
+
+    With adaptive sub-steps ``substeps`` is the count at the start, which can only fall.
+    """
     cells = float(config.grid.nx) * float(config.grid.ny)
     with np.errstate(over="ignore"):
         steps = config.run.end_time_s / config.run.dt_s
-        if config.numerics.kernel == "dense":
+        if _projected_kernel(config) in ("dense", "jax"):
             seconds = cells * n_grains * steps * substeps * DENSE_SECONDS_PER_CELL_GRAIN_UPDATE
         else:
             seconds = cells * steps * substeps * SPARSE_SECONDS_PER_CELL_UPDATE
@@ -496,7 +506,7 @@ def _check_projected_time(config: SimulationConfig, n_grains: int, substeps: flo
         raise ConfigError(
             f"projected compute time ≈ {hours:.3g} h ({config.grid.nx} × {config.grid.ny} cells, "
             f"{steps:.3g} steps of run.dt_s = {config.run.dt_s:g} s to run.end_time_s = "
-            f"{config.run.end_time_s:g} s, {substeps:.3g} sub-step(s) each, {config.numerics.kernel} "
+            f"{config.run.end_time_s:g} s, {substeps:.3g} sub-step(s) each, {_projected_kernel(config)} "
             f"kernel) exceeds numerics.max_projected_hours = {bound:g}; allowed: a shorter run, a "
             "smaller grid, or a larger numerics.max_projected_hours")
 
