@@ -17,7 +17,7 @@ from pathlib import Path
 
 import annotated_types
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -327,6 +327,8 @@ _toml_ish = st.lists(st.sampled_from(["[run]", "[grid", "nx = ", "= 3", '"', "'"
 
 @PROPERTY_SETTINGS
 @given(st.one_of(st.text(max_size=80), _toml_ish))
+@example("\r")          # bare CR: read with newline translation it became an empty, valid file
+@example("a = 1\r")     # and ran the default simulation for minutes
 def test_random_malformed_toml_documents(monkeypatch, capsys, text):
     assume(not _is_toml(text))
     with tempfile.TemporaryDirectory() as scratch:

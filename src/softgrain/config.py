@@ -491,7 +491,9 @@ def read_toml_file(path: str | Path, what: str = "configuration file") -> dict[s
     """Parse a user's TOML file (configuration or sweep); a bad one is a :class:`ConfigError`."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        # Bytes, not read_text: universal-newline decoding would turn a bare CR (invalid TOML)
+        # into a newline and accept a file that every other TOML reader refuses.
+        text = file.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
     try:

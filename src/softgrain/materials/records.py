@@ -53,7 +53,7 @@ def read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
     """Parse a TOML data file (or ``text`` attributed to ``path``); a bad file names itself."""
     try:
         if text is None:
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_bytes().decode("utf-8")  # no newline translation (see config)
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MaterialDataError(f"{path}: malformed TOML: {exc}") from None
