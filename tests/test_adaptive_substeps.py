@@ -21,6 +21,7 @@ from softgrain.phasefield.mapping import stable_time_step, substeps_for, substep
 from softgrain.phasefield.solver import Simulation
 from softgrain.phasefield.sparse import SparseField
 from softgrain.setup import build, simulate
+from softgrain.studies import runner
 
 # On 16 rows the default front (closed until the widest interface fits, "resolved") stays closed
 # for most of a 20 s run and the (101) grains that set the limit survive it; a front open from the
@@ -167,8 +168,6 @@ def test_adaptive_ensemble_within_fixed_ci_paper_li_solid():
     """16 seeds of the paper's li-solid run (200 × 70, 75 nuclei, 400 s), fixed 3 sub-steps vs
     adaptive: fractions and surface grain counts of the adaptive ensemble within the 95 % CI of
     the fixed one (about 10 CPU-minutes)."""
-    from softgrain.studies import runner
-
     config = load_config("li-solid", {"numerics.threads": 1})
     fixed = runner.run_ensemble(config, 16)
     adaptive = runner.run_ensemble(config.updated({"run.substeps": "adaptive"}), 16)

@@ -7,6 +7,9 @@ import json
 import pytest
 
 from cli_helpers import invoke_main
+from softgrain.config import load_config
+from softgrain.setup import build
+from softgrain.studies.benchmark import full_height_steps, measure_jax_throughput
 
 HEADLINE = ("speedup_vs_dense", "grain_scaling_750_over_75", "cell_step_ratio_large",
             "peak_rss_large_MB", "reference_run_s")
@@ -37,10 +40,8 @@ def test_bench_rejects_an_unknown_backend(monkeypatch, capsys):
 def test_full_height_steps_counts_computed_rows():
     """A run's cost unit of the JAX projection: Σ over outer steps of sub-steps × bucketed rows / ny."""
     pytest.importorskip("jax", reason="the JAX backend is optional")
-    from softgrain.config import load_config
+    # batched_jax imports jax at module level: imported here, after the skip, not at the top
     from softgrain.phasefield.batched_jax import ROW_BUCKET, bucket_rows
-    from softgrain.setup import build
-    from softgrain.studies.benchmark import full_height_steps
 
     with pytest.warns(UserWarning):
         inputs = build(load_config("li-solid", {"run.end_time_s": 10.0}))
@@ -55,8 +56,7 @@ def test_jax_throughput_measures_each_batch(monkeypatch):
     """measure_jax_throughput on the paper grid, batches 1 and 2, float32, one step each; a batch
     that does not fit the device memory is reported as skipped, not run."""
     pytest.importorskip("jax", reason="the JAX backend is optional")
-    from softgrain.phasefield import batched_jax
-    from softgrain.studies.benchmark import measure_jax_throughput
+    from softgrain.phasefield import batched_jax  # after the skip: imports jax
 
     per_run = batched_jax.bytes_per_run(75, 70, 200, "float32")
     monkeypatch.setattr(batched_jax, "available_memory", lambda device=None: int(1.5 * per_run / 0.8))

@@ -26,6 +26,7 @@ from softgrain.config import load_config
 from softgrain.errors import BackendUnavailableError
 from softgrain.output.results import TASK_OK
 from softgrain.phasefield.backends import load_batched_jax
+from softgrain.phasefield.solver import Simulation
 from softgrain.setup import build, simulate, simulate_batch
 from softgrain.studies import runner
 
@@ -188,8 +189,6 @@ def test_run_command_with_jax_writes_the_dense_outputs(monkeypatch, capsys, tmp_
 
 @pytest.mark.parametrize("substeps", ["auto", "adaptive"])
 def test_jax_run_resumes_bit_identically(substeps):
-    from softgrain.phasefield.solver import Simulation
-
     # A front open from the start: grains vanish within the 10 s, so compaction and adaptive
     # sub-steps act (with the default front, closed on 16 rows until W rows, none vanishes).
     config = load_config("li-solid", {**TINY, "numerics.backend": "jax", "run.substeps": substeps,
