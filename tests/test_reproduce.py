@@ -260,3 +260,25 @@ def test_jax_backend_is_accepted_where_jax_is_installed(tmp_path, monkeypatch, c
     assert code == 2
     assert stderr.count("\n") == 1 and "needs jax" in stderr and "pip install" in stderr, stderr
     assert not out.exists()
+
+
+def test_stage_tables_match_the_stored_results(quick_run):
+    """The number tables of the report are built from each stage's result.json: every preset and
+    every random-orientation class appears, with the stored mean as the first number of its cell."""
+    out = quick_run["out"]
+    report = _report(out)
+    presets = json.loads((out / "presets-paper" / rp.RESULT_FILE).read_text(encoding="utf-8"))["presets"]
+    (table,) = report["stages"]["presets-paper"]["tables"]
+    assert [row[0] for row in table["rows"]] == list(presets)
+    for row in table["rows"]:
+        stored = presets[row[0]]["summary"]["fraction"]
+        for k, orientation in enumerate(("001", "101", "111")):
+            cell = row[table["header"].index(f"({orientation})")]
+            assert float(cell.split()[0]) == pytest.approx(100 * stored[orientation]["mean"], abs=0.05)
+    orientation_stages = [name for name in report["stages"] if name.startswith("orientations-")]
+    for name in orientation_stages:
+        (table,) = report["stages"][name]["tables"]
+        assert table["header"][1:5] == ["(001)", "(101)", "(111)", "other"]
+        assert any(row[0].startswith("random orientations") for row in table["rows"])
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "| preset | case | paper | (001) | (101) | (111) | seeds |" in markdown

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import jinja2
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from softgrain.errors import UserInputError
 from softgrain.output.files import atomic_write_text, write_json
@@ -86,6 +86,20 @@ class Figure(_Strict):
     caption: str
 
 
+class Table(_Strict):
+    """Numbers of a stage as a table (all cells already formatted as text)."""
+
+    caption: str
+    header: list[str] = Field(min_length=1)
+    rows: list[list[str]]
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> "Table":
+        if any(len(row) != len(self.header) for row in self.rows):
+            raise ValueError(f"table {self.caption!r}: every row needs {len(self.header)} cells")
+        return self
+
+
 class Stage(_Strict):
     status: Literal["done", "reused", "failed", "not run"]
     wall_s: float | None = Field(ge=0)
@@ -93,6 +107,7 @@ class Stage(_Strict):
     rerun_command: str = Field(min_length=1)
     title: str | None = None
     summary: str | None = None
+    tables: list[Table] = []
     figures: list[Figure] = []
 
 
@@ -335,6 +350,7 @@ def _view(model: Report, report_dir: Path, embed: bool, link_prefix: str) -> dic
         stages.append({"name": name, "title": stage.title or name, "status": stage.status,
                        "wall": format_seconds(stage.wall_s), "cpu": format_seconds(stage.cpu_s),
                        "rerun_command": stage.rerun_command, "summary": stage.summary,
+                       "tables": [t.model_dump() for t in stage.tables],
                        "claims": own, "figures": figures})
 
     tally = Counter(c.verdict for c in model.claims)

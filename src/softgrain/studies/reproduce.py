@@ -304,6 +304,12 @@ class StageSpec:
     claims: ClaimBuilder
     formulation: str | None = None
     requires: tuple[str, ...] = ()
+    tables: "TableBuilder | None" = None
+
+
+TableBuilder = Callable[[Mapping[str, Any]], list[dict]]
+"""The numbers of a finished stage as report tables (``caption``, ``header``, ``rows`` of text),
+built from its stored result when the report is written, so that they cannot drift from it."""
 
 
 class _Cluster:
@@ -346,11 +352,11 @@ def plan_stages(formulations: Sequence[str] | None = None, orientations: bool | 
     ]
     for f in every:
         stages.append(StageSpec(f"presets-{f}", f"Fig. 2, S3, S5, S6 — texture selection{_pretty_formulation(f)}",
-                                _run_presets, _preset_claims, f))
+                                _run_presets, _preset_claims, f, tables=_preset_tables))
     for f in formulations:
         stages.append(StageSpec(f"experiments-{f}", f"Fig. 3C–F, 5D — temperature, seed layer and EBSD"
                                 f"{_pretty_formulation(f)}", _run_experiments, _experiment_claims, f,
-                                requires=(f"presets-{f}",)))
+                                requires=(f"presets-{f}",), tables=_experiment_tables))
     for f in formulations:
         stages.append(StageSpec(f"phase-map-{f}", f"Fig. 4 — texture phase map{_pretty_formulation(f)}",
                                 _run_phase_map, _phase_map_claims, f))
@@ -358,7 +364,7 @@ def plan_stages(formulations: Sequence[str] | None = None, orientations: bool | 
         for f in formulations:
             stages.append(StageSpec(f"orientations-{f}", f"Random crystal orientations: IPF maps and "
                                     f"pole figures{_pretty_formulation(f)}", _run_orientations,
-                                    _orientation_claims, f))
+                                    _orientation_claims, f, tables=_orientation_tables))
     return stages
 
 
@@ -402,6 +408,16 @@ def _ci(summary: Mapping[str, Any], bounds: tuple[float, float] = (-math.inf, ma
 
 FRACTION_RANGE = (0.0, 1.0)
 LENGTH_RANGE = (0.0, math.inf)
+
+
+def _percent(mean: float | None, low: float | None = None, high: float | None = None) -> str:
+    """'57.1 [36.5, 75.5]' (percent; the interval clipped to 0–100); '—' where there is no value."""
+    if mean is None or not math.isfinite(mean):
+        return "—"
+    text = f"{100 * mean:.1f}"
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        text += f" [{100 * max(low, 0.0):.1f}, {100 * min(high, 1.0):.1f}]"
+    return text
 
 
 def _fraction_interval(summary: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -753,6 +769,19 @@ _PRESET_CAVEATS: dict[tuple[str, str | None], str] = {
 }
 
 
+def _preset_tables(result: Mapping[str, Any]) -> list[dict]:
+    rows = []
+    for preset, entry in result["presets"].items():
+        fraction = entry["summary"]["fraction"]
+        rows.append([preset, entry["description"], f"({entry['paper_orientation']})",
+                     *(_percent(*_fraction_interval(fraction[o])) for o in ORIENTATIONS),
+                     str(len(entry["seeds"]))])
+    return [{"caption": "Area fraction (%) of each orientation in the deposit at the end, mean [95 % "
+                        "interval] over the seeds",
+             "header": ["preset", "case", "paper", *(f"({o})" for o in ORIENTATIONS), "seeds"],
+             "rows": rows}]
+
+
 def _preset_caveat(preset: str, formulation: str | None) -> str:
     return _PRESET_CAVEATS.get((preset, formulation)) or _PRESET_CAVEATS[(preset, None)]
 
@@ -826,6 +855,41 @@ def _run_experiments(ctx: StageContext) -> dict:
                     "Li0.7Si0.3; all 5 MPa) against phase-field ensembles of the presets that model them "
                     "(strain from the cell conditions); 25 °C and li-liquid come from the presets stage."),
     }
+
+
+def _experiment_tables(result: Mapping[str, Any]) -> list[dict]:
+    area_rows, count_rows = [], []
+    for row in result["comparison"]["conditions"]:
+        experiment = row["experiment"]
+        area_rows.append([row["description"], *(_percent(*_fraction_interval(row["simulated"][o]))
+                                                for o in ORIENTATIONS),
+                          " / ".join(_percent(experiment.get(o)) for o in ORIENTATIONS)])
+        counts = row.get("simulated_count_fraction")
+        if counts is None:
+            continue
+        ebsd = row.get("ebsd_count_fraction") or {}
+        p_value = row.get("agreement_p_value")
+        count_rows.append([
+            row["description"],
+            *(_percent(counts[o]["mean"], counts[o]["ci_low"], counts[o]["ci_high"]) for o in ORIENTATIONS),
+            str(sum((row.get("simulated_grain_counts") or {}).values())),
+            " / ".join(_percent(ebsd[o]["mean"], ebsd[o]["ci_low"], ebsd[o]["ci_high"]) if ebsd.get(o)
+                       else _percent(experiment.get(o)) for o in ORIENTATIONS),
+            "—" if p_value is None else f"{p_value:.2g}"])
+    tables = [{"caption": "Area fraction (%) of the deposit at the end, mean [95 % interval] over the seeds, "
+                          "beside the EBSD grain fractions (%) of the paper, (001) / (101) / (111)",
+               "header": ["condition", *(f"({o}) area" for o in ORIENTATIONS), "EBSD"], "rows": area_rows}]
+    if count_rows:
+        window = result["comparison"]["conditions"][0].get("count_window_um")
+        tables.append({
+            "caption": (f"Grain-count fraction (%) of the grains in the bottom {window:g} µm (pooled over the "
+                        f"seeds, Wilson 95 % interval) beside the EBSD grain counts (Wilson interval where "
+                        f"the number of grains is INFERRED from the printed percentages); p: exact test of "
+                        f"equal proportions (Fisher–Freeman–Halton)"),
+            "header": ["condition", *(f"({o}) count" for o in ORIENTATIONS), "grains", "EBSD (001) / (101) / (111)",
+                       "p"],
+            "rows": count_rows})
+    return tables
 
 
 _COUNT_CAVEAT = ("EBSD counts grains, the simulation measures the deposit's area; the number of grains "
@@ -1137,6 +1201,27 @@ def _run_orientations(ctx: StageContext) -> dict:
                         f"(growth direction within 15° of ⟨001⟩, ⟨101⟩, ⟨111⟩, else 'other').")}
 
 
+def _orientation_tables(result: Mapping[str, Any]) -> list[dict]:
+    ebsd = {e.preset: e.fraction for e in load_experiments()}
+    caps = result["random_cap_fractions"]
+    rows = []
+    for preset, entry in result["presets"].items():
+        stats = entry["count_fraction"]
+        rows.append([preset, *(_percent(stats[c]["mean"], *(_ci(stats[c], FRACTION_RANGE) or (None, None)))
+                               for c in CLASSES), f"{entry['grains_mean']:.1f}"])
+    rows.append(["random orientations (15° caps, analytic)", *(_percent(caps[c]) for c in CLASSES), "—"])
+    solid = ebsd.get("li-solid")
+    if solid is not None:
+        known = [solid.get(o) for o in ("001", "101", "111")]
+        other = None if any(v is None for v in known) else 1.0 - sum(known)
+        rows.append(["EBSD, 25 °C on bare Cu (paper; 'other' = the rest)",
+                     *(_percent(solid.get(c)) for c in ("001", "101", "111")), _percent(other), "—"])
+    return [{"caption": (f"Grain-count fraction (%) of each 15° class among the grains of the final map, mean "
+                         f"[95 % interval] over {len(result['seeds'])} seeds, random nucleus orientations"),
+             "header": ["case", *(f"({c})" if c != "other" else "other" for c in CLASSES), "grains per run"],
+             "rows": rows}]
+
+
 def _orientation_claims(stage: StageSpec, result: Mapping[str, Any] | None) -> list[dict]:
     ebsd = {e.preset: e.fraction for e in load_experiments()}
     solid_evidence = liquid_evidence = None
@@ -1355,6 +1440,7 @@ def build_report(out: Path, settings: Settings, stages: Sequence[StageSpec],
             "cpu_s": None if outcome.cpu_s is None else round(outcome.cpu_s, 3),
             "rerun_command": rerun_command(out, settings, spec.name),
             "title": spec.title, "summary": summary,
+            "tables": spec.tables(result) if spec.tables is not None and result is not None else [],
             "figures": list((result or {}).get("figures", [])),
         }
         claims.extend(spec.claims(spec, result))
