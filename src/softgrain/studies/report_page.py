@@ -105,6 +105,8 @@ class Stage(_Strict):
     wall_s: float | None = Field(ge=0)
     cpu_s: float | None = Field(ge=0)
     rerun_command: str = Field(min_length=1)
+    git_commit: str | None = None
+    formulation: str | None = None
     title: str | None = None
     summary: str | None = None
     tables: list[Table] = []
@@ -333,7 +335,9 @@ def _view(model: Report, report_dir: Path, embed: bool, link_prefix: str) -> dic
     claims = []
     for claim in model.claims:
         item = claim.model_dump()
-        item.update(paper_text=format_number(claim.paper, claim.unit),
+        stage = model.stages.get(claim.stage)
+        item.update(formulation=None if stage is None else stage.formulation,
+                    paper_text=format_number(claim.paper, claim.unit),
                     measured_text=_measured_text(claim),
                     verdict_class=claim.verdict.replace(" ", "-"))
         claims.append(item)
@@ -350,6 +354,7 @@ def _view(model: Report, report_dir: Path, embed: bool, link_prefix: str) -> dic
         stages.append({"name": name, "title": stage.title or name, "status": stage.status,
                        "wall": format_seconds(stage.wall_s), "cpu": format_seconds(stage.cpu_s),
                        "rerun_command": stage.rerun_command, "summary": stage.summary,
+                       "commit": (stage.git_commit or "")[:10],
                        "tables": [t.model_dump() for t in stage.tables],
                        "claims": own, "figures": figures})
 

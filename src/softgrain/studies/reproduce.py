@@ -1345,6 +1345,7 @@ class StageOutcome:
     cpu_s: float | None = None
     result: Mapping[str, Any] | None = None
     error: str | None = None
+    git_commit: str | None = None  # the commit that computed the stage (a reused one may be older)
 
 
 def _read_marker(folder: Path) -> tuple[dict, dict] | None:
@@ -1418,7 +1419,7 @@ def _run_stage(spec: StageSpec, out: Path, settings: Settings, cluster: _Cluster
         "git_dirty": dirty, "settings": settings.as_dict(), "formulation": spec.formulation})
     with contextlib.suppress(FileNotFoundError):
         (folder / ERROR_FILE).unlink()
-    return StageOutcome("done", wall, cpu, result)
+    return StageOutcome("done", wall, cpu, result, git_commit=commit)
 
 
 def build_report(out: Path, settings: Settings, stages: Sequence[StageSpec],
@@ -1439,6 +1440,8 @@ def build_report(out: Path, settings: Settings, stages: Sequence[StageSpec],
             "wall_s": None if outcome.wall_s is None else round(outcome.wall_s, 3),
             "cpu_s": None if outcome.cpu_s is None else round(outcome.cpu_s, 3),
             "rerun_command": rerun_command(out, settings, spec.name),
+            "git_commit": outcome.git_commit,
+            "formulation": spec.formulation,
             "title": spec.title, "summary": summary,
             "tables": spec.tables(result) if spec.tables is not None and result is not None else [],
             "figures": list((result or {}).get("figures", [])),
@@ -1531,7 +1534,8 @@ def reproduce(out: str | os.PathLike = DEFAULT_OUT, *, quick: bool = False, seed
             finished = _read_marker(stage_folder)
             if finished is not None:
                 marker, result = finished
-                outcomes[spec.name] = StageOutcome("reused", marker.get("wall_s"), marker.get("cpu_s"), result)
+                outcomes[spec.name] = StageOutcome("reused", marker.get("wall_s"), marker.get("cpu_s"), result,
+                                                   git_commit=marker.get("git_commit"))
             elif spec.name not in selected:
                 outcomes[spec.name] = StageOutcome("not run")
             else:
