@@ -21,6 +21,7 @@ import xarray as xr
 from softgrain.config import load_config
 from softgrain.errors import ConfigError, UserInputError
 from softgrain import analysis
+from softgrain.output.files import FolderInUseError, folder_lock
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.setup import material_inputs, simulate
 from softgrain.studies import runner, sweep
@@ -291,3 +292,18 @@ def test_keep_maps_stores_final_orientation_maps(threaded_cluster):
         np.testing.assert_array_equal(gmap >= 0, omap >= 0)
         for grain in np.unique(gmap[gmap >= 0]):
             assert np.unique(omap[gmap == grain]).size == 1
+
+
+def test_a_store_in_use_is_refused_and_left_as_it_was(tmp_path, threaded_cluster):
+    """A second writer on the same store (another sweep resuming it at the same time) is refused at
+    once, naming the holder, and the store is unchanged; once the lock is free, it resumes."""
+    config = tiny_config()
+    store = tmp_path / "ens.zarr"
+    runner.run_ensemble(config, 2, scheduler=threaded_cluster.scheduler_address, store=store)
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    with folder_lock(store):
+        with pytest.raises(FolderInUseError, match="in use by"):
+            runner.run_ensemble(config, 2, scheduler=threaded_cluster.scheduler_address, store=store)
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+    resumed = runner.run_ensemble(config, 2, scheduler=threaded_cluster.scheduler_address, store=store)
+    assert (resumed["status"] == TASK_OK).all()

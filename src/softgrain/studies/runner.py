@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 from softgrain import analysis
 from softgrain.config import SimulationConfig, validate_config
 from softgrain.errors import ParameterError
-from softgrain.output.files import check_writable
+from softgrain.output.files import check_writable, folder_lock
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.phasefield.backends import load_batched_jax, require_jax
 from softgrain.setup import build, simulate, simulate_batch
@@ -272,28 +272,32 @@ def run_plan(plan: SweepPlan, store: str | os.PathLike | None = None, *, workers
         workers = local_workers(plan.base.numerics.backend, workers, scheduler)
     elif jax_backend:
         require_jax()
-    if store is not None:
-        path = Path(store)
-        check_writable(path, "store")   # before anything is computed or started
-        if path.exists():
-            status = check_store(plan, path)
-        else:
-            create_store(plan, path)
-            status = np.full(plan.shape, TASK_PENDING, dtype=np.int8)
-        sink: ZarrSink | MemorySink = ZarrSink(path)
-    else:
-        status = np.full(plan.shape, TASK_PENDING, dtype=np.int8)
-        sink = MemorySink(template_dataset(plan))
-    pending = [(index, config) for index, config in plan.tasks() if status[index] != TASK_OK]
-    report = SweepReport(total=plan.task_count, skipped=plan.task_count - len(pending),
-                         succeeded=0, failed=0, wall_time_s=0.0)
-    if pending:
-        with (contextlib.nullcontext(client) if client is not None
-              else dask_client(scheduler, workers)) as active:
-            if jax_backend:
-                _run_batches(active, plan, pending, sink, report, progress)
+    with contextlib.ExitStack() as held:
+        if store is not None:
+            path = Path(store)
+            check_writable(path, "store")   # before anything is computed or started
+            if path.exists():
+                check_store(plan, path)   # refuse a folder that is not this sweep's before locking it
             else:
-                _run_tasks(active, plan, pending, sink, report, progress)
+                create_store(plan, path)
+            # One writer per store: a second sweep resuming the same store at the same time would
+            # run the same tasks twice and interleave its writes (refused at once, naming the holder).
+            held.enter_context(folder_lock(path))
+            status = check_store(plan, path)
+            sink: ZarrSink | MemorySink = ZarrSink(path)
+        else:
+            status = np.full(plan.shape, TASK_PENDING, dtype=np.int8)
+            sink = MemorySink(template_dataset(plan))
+        pending = [(index, config) for index, config in plan.tasks() if status[index] != TASK_OK]
+        report = SweepReport(total=plan.task_count, skipped=plan.task_count - len(pending),
+                             succeeded=0, failed=0, wall_time_s=0.0)
+        if pending:
+            with (contextlib.nullcontext(client) if client is not None
+                  else dask_client(scheduler, workers)) as active:
+                if jax_backend:
+                    _run_batches(active, plan, pending, sink, report, progress)
+                else:
+                    _run_tasks(active, plan, pending, sink, report, progress)
     report.wall_time_s = time.perf_counter() - started
     result = open_results(store) if store is not None else sink.ds  # type: ignore[union-attr]
     return result, report
