@@ -730,7 +730,7 @@ def _run_presets(ctx: StageContext) -> dict:
         winner, figure, description = PRESETS[preset]
         save_figure(plots.plot_grain_maps(ds), ctx.folder / f"{preset}_grain_maps.png")
         figures.append(_figure(f"{preset}_grain_maps.png",
-                               f"{figure} reproduced ({preset}: {description}; seed {ds.attrs.get('seed', 1)}, "
+                               f"{figure} as simulated ({preset}: {description}; seed {ds.attrs.get('seed', 1)}, "
                                f"{label} formulation): orientation, surface-energy and diffusion-barrier maps "
                                f"at {' and '.join(f'{t:g} s' for t in ds['time'].values)}; grey lines: grain "
                                f"boundaries, black: not yet deposited."))
