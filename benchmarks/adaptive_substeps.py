@@ -15,12 +15,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
-from softgrain.studies.benchmark import _warm_up, kernel_parameters, machine, measure_adaptive_substeps
+from softgrain.studies.benchmark import _warm_up, emit_json, kernel_parameters, machine, measure_adaptive_substeps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine_before": machine(),
               **measure_adaptive_substeps(args.preset, args.seeds, args.repeats, threads=1),
               "machine_after": machine(), "benchmark_wall_s": time.perf_counter() - started}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    emit_json(result, args.output)
     return 0
 
 

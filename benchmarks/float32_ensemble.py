@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,6 +30,7 @@ from softgrain.analysis import final_snapshot_measures, mean_confidence_interval
 from softgrain.config import load_config
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.setup import simulate, simulate_batch
+from softgrain.studies.benchmark import emit_json
 
 REDUCED = {"grid.nx": 100, "grid.ny": 35, "nucleation.count": 38,
            "deposition.front_speed_um_s": 0.0875, "run.end_time_s": 200.0,
@@ -84,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         np.array(result["float32"]["per_seed_fraction"])
         - np.array(result["float64"]["per_seed_fraction"])).max())
     result["load_average_after"] = list(os.getloadavg())
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    emit_json(result, args.output)
     return 0
 
 

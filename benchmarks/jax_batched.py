@@ -30,7 +30,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -44,7 +43,7 @@ from softgrain.config import load_config
 from softgrain.phasefield import batched_jax as bj
 from softgrain.phasefield.solver import Simulation
 from softgrain.setup import build
-from softgrain.studies.benchmark import measure_jax_throughput
+from softgrain.studies.benchmark import emit_json, measure_jax_throughput
 
 
 def paper_batch(batch: int, preset: str = "li-solid", first_seed: int = 1):
@@ -255,11 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         result["survival"] = {k: v for k, v in survival.items() if not k.startswith("_")}
     result["load_average_after"] = list(os.getloadavg())
     result["benchmark_wall_s"] = time.perf_counter() - started
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    emit_json(result, args.output)
     return 0
 
 

@@ -15,10 +15,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from softgrain.studies.benchmark import run_all
+from softgrain.studies.benchmark import emit_json, run_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="also write the JSON to this file")
     args = parser.parse_args(argv)
     result = run_all(quick=args.quick, reference_run=not args.no_reference_run, preset=args.preset)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    emit_json(result, args.output)
     return 0
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

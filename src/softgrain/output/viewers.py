@@ -36,7 +36,7 @@ from softgrain.errors import ParameterError, UserInputError
 from softgrain.materials.metals import ORIENTATIONS
 from softgrain.output.files import atomic_path, atomic_write_text
 from softgrain.output.orientation_plots import ipf_colours
-from softgrain.output.plots import ORIENTATION_COLOURS, draw_grain_boundaries, map_legend_handles, orientation_cmap
+from softgrain.output.plots import draw_grain_boundaries, map_legend_handles, orientation_cmap
 from softgrain.output.results import grain_quaternions, grid_step, orientation_index, orientation_map, per_cell
 from softgrain.physics.orientations import CLASSES
 

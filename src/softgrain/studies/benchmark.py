@@ -62,6 +62,7 @@ from softgrain.phasefield.solver import Simulation
 from softgrain.phasefield.sparse import SparseField, set_num_threads
 from softgrain.setup import build
 from softgrain.studies.phasemap import phase_map_plan
+from softgrain.output.files import write_json
 
 REFERENCE_SHAPE = (70, 200)      # (ny, nx) of the paper's grid
 REFERENCE_GRAINS = 75
@@ -295,7 +296,7 @@ def measure_grain_scaling(shape: tuple[int, int] = REFERENCE_SHAPE, counts=(75, 
     out[f"relabelled_{a}_as_{b}_ids"], _ = time_sparse(relabelled, n_steps, params, mob_b, kap_b,
                                                        threads=1, repeats=3,
                                                        prune_threshold=prune_threshold)
-    out[f"relabelled_ratio_cpu"] = (out[f"relabelled_{a}_as_{b}_ids"]["cpu_s"]
+    out["relabelled_ratio_cpu"] = (out[f"relabelled_{a}_as_{b}_ids"]["cpu_s"]
                                     / out[f"grains_{a}"]["cpu_s"])
     return out
 
@@ -711,3 +712,11 @@ def run_throughput(preset: str = "li-solid", quick: bool = False,
         "machine": machine(), "benchmark_wall_s": time.perf_counter() - started,
     }
     return result
+
+
+def emit_json(result: dict, output: str | os.PathLike | None = None) -> None:
+    """Print a benchmark's result as indented JSON and, with ``output``, also write it there
+    (atomically, so that an interrupted benchmark never leaves half a file)."""
+    print(json.dumps(result, indent=2))
+    if output:
+        write_json(output, result)
