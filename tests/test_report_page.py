@@ -234,6 +234,8 @@ def test_readme_without_markers_is_left_untouched(tmp_path):
     (lambda r: r["calibrations"][0].update(label="GUESSED"), "calibrations.0.label"),
     (lambda r: r["claims"][3].update(evidence=None), "without evidence"),
     (lambda r: r.update(colour="red"), "colour"),
+    (lambda r: next(iter(r["stages"].values())).update(
+        tables=[{"caption": "t", "header": ["a", "b"], "rows": [["1"]]}]), "every row needs 2 cells"),
 ])
 def test_a_bad_report_is_refused_and_earlier_files_survive(tmp_path, damage, message):
     report = synthetic_report(tmp_path)
