@@ -1207,15 +1207,15 @@ def _orientation_tables(result: Mapping[str, Any]) -> list[dict]:
     rows = []
     for preset, entry in result["presets"].items():
         stats = entry["count_fraction"]
-        rows.append([preset, *(_percent(stats[c]["mean"], *(_ci(stats[c], FRACTION_RANGE) or (None, None)))
-                               for c in CLASSES), f"{entry['grains_mean']:.1f}"])
+        rows.append([preset, *(_percent(*_fraction_interval(stats[c])) for c in CLASSES),
+                     f"{entry['grains_mean']:.1f}"])
     rows.append(["random orientations (15° caps, analytic)", *(_percent(caps[c]) for c in CLASSES), "—"])
     solid = ebsd.get("li-solid")
     if solid is not None:
-        known = [solid.get(o) for o in ("001", "101", "111")]
+        known = [solid.get(o) for o in ORIENTATIONS]
         other = None if any(v is None for v in known) else 1.0 - sum(known)
         rows.append(["EBSD, 25 °C on bare Cu (paper; 'other' = the rest)",
-                     *(_percent(solid.get(c)) for c in ("001", "101", "111")), _percent(other), "—"])
+                     *(_percent(v) for v in known), _percent(other), "—"])
     return [{"caption": (f"Grain-count fraction (%) of each 15° class among the grains of the final map, mean "
                          f"[95 % interval] over {len(result['seeds'])} seeds, random nucleus orientations"),
              "header": ["case", *(f"({c})" if c != "other" else "other" for c in CLASSES), "grains per run"],
