@@ -27,26 +27,15 @@ from softgrain.phasefield.backends import load_batched_jax
 from softgrain.phasefield.solver import Simulation
 from softgrain.setup import build, simulate, simulate_batch
 from softgrain.studies import runner
+from study_cases import TINY, config_tables
 
 jax = pytest.importorskip("jax", reason="the JAX backend is optional: pip install -e '.[jax]'")
 
-TINY = {"grid.nx": 40, "grid.ny": 16, "nucleation.count": 10, "run.end_time_s": 10.0,
-        "run.snapshot_times_s": [10.0], "numerics.kernel": "dense"}
 SWEEP_TOML = """
 name = "tiny-jax"
 base = "li-solid"
 seeds = 2
-[config.grid]
-nx = 40
-ny = 16
-[config.nucleation]
-count = 10
-[config.run]
-end_time_s = 10.0
-snapshot_times_s = [10.0]
-[config.numerics]
-kernel = "dense"
-[[axes]]
+""" + config_tables(TINY) + """[[axes]]
 name = "anisotropy"
 key = "material.surface_energy_anisotropy_J_m2"
 values = [0.003, 0.128]

@@ -28,6 +28,7 @@ import xarray as xr
 
 from cli_helpers import invoke_main
 from process_helpers import Child, assert_one_line_error, run_softgrain
+from study_cases import config_tables
 from softgrain import setup
 from softgrain.config import load_config
 from softgrain.errors import ConfigError
@@ -35,18 +36,8 @@ from softgrain.errors import ConfigError
 # A run of a second or two: dense NumPy kernel (nothing to compile), 24 × 12 cells, 6 grains.
 TINY = ["--set", 'numerics.kernel="dense"', "--set", "grid.nx=24", "--set", "grid.ny=12",
         "--set", "nucleation.count=6"]
-TINY_SWEEP_CONFIG = """
-[config.run]
-end_time_s = 1.0
-snapshot_times_s = [1.0]
-[config.grid]
-nx = 24
-ny = 12
-[config.nucleation]
-count = 6
-[config.numerics]
-kernel = "dense"
-"""
+TINY_SWEEP_CONFIG = "\n" + config_tables({"run.end_time_s": 1.0, "run.snapshot_times_s": [1.0], "grid.nx": 24,
+                                             "grid.ny": 12, "nucleation.count": 6, "numerics.kernel": "dense"})
 
 
 # --- 1. sweep axes that collide ------------------------------------------------------------

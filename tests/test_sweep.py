@@ -25,22 +25,7 @@ from softgrain.output.files import FolderInUseError, folder_lock
 from softgrain.output.results import TASK_FAILED, TASK_OK, TASK_PENDING
 from softgrain.setup import material_inputs, simulate
 from softgrain.studies import runner, sweep
-
-TINY = {"grid.nx": 40, "grid.ny": 16, "nucleation.count": 10, "run.end_time_s": 10.0,
-        "run.snapshot_times_s": [10.0], "numerics.kernel": "dense"}
-
-TINY_TOML = """
-[config.grid]
-nx = 40
-ny = 16
-[config.nucleation]
-count = 10
-[config.run]
-end_time_s = 10.0
-snapshot_times_s = [10.0]
-[config.numerics]
-kernel = "dense"
-"""
+from study_cases import TINY, TINY_TOML
 
 
 def tiny_config(preset: str = "li-liquid"):
